@@ -1,0 +1,45 @@
+# Status, fault and event codes shared by drivers, the application and the log.
+# Values are part of the run-log format (docs/LOGFORMAT.md): never renumber, only append.
+from micropython import const
+
+OK = const(0)
+
+# Sensor read status (driver .read() return values)
+ST_NOT_READY = const(1)       # ADC has no new conversion yet (not an error by itself)
+ST_TC_OPEN = const(2)         # thermocouple open circuit (MAX31855 OC)
+ST_TC_SHORT_GND = const(3)    # short to GND (SCG)
+ST_TC_SHORT_VCC = const(4)    # short to VCC (SCV)
+ST_TC_RANGE = const(5)        # reading outside the plausible range
+ST_P_RANGE = const(6)         # pressure transducer output outside its calibrated span
+ST_LC_RAIL = const(7)         # load-cell ADC at a rail value (saturated or disconnected)
+ST_NO_DEVICE = const(8)       # bus error / device absent
+ST_TIMEOUT = const(9)         # conversion did not complete before its deadline
+
+# Fault codes recorded by the safety layer (F_*); a fault during a run means the verdict can never be PASS.
+F_NONE = const(0)
+F_TEMP_MAX = const(10)        # oven temperature above the cutoff
+F_TEMP_MIN = const(11)        # temperature below the plausible minimum (sensor)
+F_TC_OPEN = const(12)
+F_TC_SHORT = const(13)
+F_TC_STALE = const(14)        # no fresh thermocouple reading within the allowed time
+F_HEAT_GAIN = const(15)       # heater on but temperature does not rise (heater dead / sensor detached)
+F_RUNAWAY = const(16)         # error integral beyond the limit at setpoint (heater stuck on, etc.)
+F_VACUUM_LOST = const(17)     # pressure above the vacuum limit during the soak
+F_LEAK_RATE = const(18)       # pump-down leak-rate check failed
+F_PUMPDOWN_TIMEOUT = const(19)
+F_LOADCELL = const(20)        # load-cell channel missing, railed or stale
+F_WEIGH_TIMEOUT = const(21)   # no stable reading within the weighing timeout
+F_FLASH = const(22)           # not enough flash / filesystem error
+F_WATCHDOG = const(23)        # reset by the hardware watchdog
+F_OPERATOR_ABORT = const(24)
+F_SOAK_MAX_TIME = const(25)   # in-spec soak not reached within the maximum total time
+F_P_SENSOR = const(26)        # pressure transducer fault
+F_HEATUP_TIMEOUT = const(27)
+F_COOLDOWN_TIMEOUT = const(28)
+
+# Operator events (board.operator.poll())
+EV_NONE = const(0)
+EV_START = const(1)
+EV_STOP = const(2)
+EV_YES = const(3)
+EV_NO = const(4)
