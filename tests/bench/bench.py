@@ -1,0 +1,68 @@
+"""`make bench`: performance figures measured in one run, written to build/bench.json.
+
+Each section adds keys; ratios and counts rather than absolute times where the machine's noise
+matters. Existing keys from other sections are kept."""
+import argparse
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "host_tools"))
+
+from ovenctl import vmrun  # noqa: E402
+
+
+def _bench_lines(out):
+    vals = {}
+    for line in out.splitlines():
+        if line.startswith("@@BENCH "):
+            _, k, v = line.split(" ", 2)
+            vals[k] = int(v)
+    return vals
+
+
+def section_core():
+    out = vmrun.run(os.path.join(ROOT, "tests", "bench", "core_vm.py"), paths=("firmware",), heap_kb=4096)
+    v = _bench_lines(out)
+    samples = v["core_samples"]
+    ms = max(v["core_ms"], 1)
+    return {
+        "core_samples_per_s": round(samples * 1000 / ms),
+        "core_allocs_per_sample": 0 if (v["core_heap_locked_ok"] and v["core_alloc_bytes"] == 0)
+        else round(v["core_alloc_bytes"] / samples, 3),
+        "core_alloc_bytes_total": v["core_alloc_bytes"],
+        "core_heap_locked_run_ok": bool(v["core_heap_locked_ok"]),
+        "core_samples_measured": samples,
+    }
+
+
+SECTIONS = {"core": section_core}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench.json"))
+    ap.add_argument("--only", action="append", choices=sorted(SECTIONS))
+    a = ap.parse_args()
+    data = {}
+    if os.path.exists(a.out):
+        try:
+            with open(a.out) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            data = {}
+    for name in a.only or sorted(SECTIONS):
+        t0 = time.time()
+        res = SECTIONS[name]()
+        data.update(res)
+        print("%-8s %s  (%.1f s)" % (name, json.dumps(res), time.time() - t0))
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+    print("wrote", a.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+# Verdict core: runs under CPython and inside the MicroPython VM (see docs/CONVENTIONS.md).
+import sys
+from array import array
+
+import weigh
+from weigh import Window
+import fixedpt
+import methods
+import verdict
+from calib import Calibration, CalibError
+
+_MP = sys.implementation.name == "micropython"
+
+
+class _Lcg:
+    # Small deterministic generator, identical on both interpreters.
+    def __init__(self, seed):
+        self.s = seed & 0x7FFFFFFF
+
+    def next(self):
+        self.s = (self.s * 1103515245 + 12345) & 0x7FFFFFFF
+        return self.s
+
+    def noise(self, amp):
+        # roughly gaussian (sum of 4 uniforms), integer, |x| <= 2*amp
+        t = 0
+        for _ in range(4):
+            t += self.next() % (amp + 1)
+        return t - 2 * (amp // 2) - (amp & 1) * 2
+
+
+def test_div_half_even():
+    assert fixedpt.div_half_even(5, 2) == 2
+    assert fixedpt.div_half_even(7, 2) == 4
+    assert fixedpt.div_half_even(-5, 2) == -2
+    assert fixedpt.div_half_even(-7, 2) == -4
+    assert fixedpt.div_half_even(1, 3) == 0
+    assert fixedpt.div_half_even(2, 3) == 1
+    assert fixedpt.div_half_even(-2, 3) == -1
+    assert fixedpt.div_half_even(5, -2) == -2
+    assert fixedpt.div_half_even(25, 10) == 2
+    assert fixedpt.div_half_even(35, 10) == 4
+
+
+def test_isqrt():
+    for n in (0, 1, 2, 3, 4, 15, 16, 17, 10 ** 12, 10 ** 30 + 7):
+        r = fixedpt.isqrt(n)
+        assert r * r <= n < (r + 1) * (r + 1)
+        c = fixedpt.isqrt_ceil(n)
+        assert c * c >= n and (c == 0 or (c - 1) * (c - 1) < n)
+
+
+def _feed(w, lcg, level, amp, count):
+    st = w.state
+    for _ in range(count):
+        st = w.add(level + lcg.noise(amp))
+        if st == weigh.W_STABLE:
+            break
+    return st
+
+
+def test_window_becomes_stable_with_quiet_signal():
+    w = Window(n=32, stable_sd_counts=40, hold=5, timeout_samples=1000)
+    st = _feed(w, _Lcg(1), 100000, 40, 1000)
+    assert st == weigh.W_STABLE
+    n, total, m2n = w.result()
+    assert n == 32
+    mean = total // n
+    assert 99950 < mean < 100050
+    out = array("i", [0] * 32)
+    assert w.samples_into(out) == 32
+    s = 0
+    for v in out:
+        s += v
+    assert s == total
+
+
+def test_window_exact_spread_boundary():
+    # samples alternate level +/- a: sample sd = a*sqrt(n/(n-1)); choose limit just below / at it.
+    n = 16
+    a = 30
+    # M2 = n*a^2; limit L^2 (n-1) >= n a^2  <=>  stable
+    lim_ok = 31   # 31^2 * 15 = 14415 >= 16 * 900 = 14400
+    lim_bad = 30  # 900 * 15 = 13500 < 14400
+    for lim, want in ((lim_ok, True), (lim_bad, False)):
+        w = Window(n=n, stable_sd_counts=lim, hold=1, timeout_samples=200, spike_counts=500)
+        st = 0
+        for i in range(n + 2):
+            st = w.add(5000 + (a if i % 2 else -a))
+            if st == weigh.W_STABLE:
+                break
+        assert (st == weigh.W_STABLE) == want
+
+
+def test_window_timeout_is_an_error():
+    w = Window(n=16, stable_sd_counts=5, hold=3, timeout_samples=200)
+    st = _feed(w, _Lcg(2), 0, 400, 500)
+    assert st == weigh.W_ERR_TIMEOUT
+    assert w.add(0) == weigh.W_ERR_TIMEOUT   # terminal until reset
+
+
+def test_window_rejects_rails_and_spikes():
+    w = Window(n=32, stable_sd_counts=40, hold=5, timeout_samples=2000, spike_counts=400)
+    lcg = _Lcg(3)
+    st = 0
+    k = 0
+    while st != weigh.W_STABLE and k < 2000:
+        k += 1
+        if k % 17 == 0:
+            x = 0x7FFFFF
+        elif k % 23 == 0:
+            x = -0x800000
+        elif k % 29 == 0:
+            x = 200000 + 65536   # isolated spike
+        else:
+            x = 200000 + lcg.noise(30)
+        st = w.add(x)
+    assert st == weigh.W_STABLE
+    assert w.rejected >= 3
+    n, total, m2n = w.result()
+    assert abs(total - 200000 * n) < 40 * n
+    out = array("i", [0] * 32)
+    w.samples_into(out)
+    for v in out:
+        assert abs(v - 200000) < 100
+
+
+def test_window_saturation_and_no_data():
+    w = Window(n=16, max_rail=5)
+    st = 0
+    for _ in range(5):
+        st = w.add(0x7FFFFF)
+    assert st == weigh.W_ERR_SATURATED
+    w2 = Window(n=16, max_missing=4)
+    w2.add(10)
+    for _ in range(4):
+        st = w2.missing()
+    assert st == weigh.W_ERR_NO_DATA
+
+
+def test_window_step_restarts():
+    w = Window(n=16, stable_sd_counts=40, hold=3, timeout_samples=1000)
+    lcg = _Lcg(4)
+    _feed(w, lcg, 0, 20, 10)
+    for _ in range(3):
+        w.add(100000 + lcg.noise(20))
+    assert w.restarts >= 1
+    st = _feed(w, lcg, 100000, 20, 500)
+    assert st == weigh.W_STABLE
+    n, total, m2n = w.result()
+    assert abs(total // n - 100000) < 30
+
+
+def test_window_invalid_settings():
+    for kw in ({"n": 3}, {"n": 65}, {"stable_sd_counts": 0}, {"hold": 0}, {"spike_counts": 0}):
+        try:
+            Window(**kw)
+            raise AssertionError("accepted %r" % (kw,))
+        except ValueError:
+            pass
+
+
+def test_window_per_sample_allocates_nothing():
+    # >= 10,000 samples under heap_lock: add() with noise, rails, spikes and restarts, missing().
+    import micropython
+    w = Window(n=64, stable_sd_counts=60, hold=10, timeout_samples=1000000)
+    xs = array("i", [0] * 256)
+    lcg = _Lcg(5)
+    for i in range(256):
+        xs[i] = 8000000 - 0x800000 // 2 + lcg.noise(50)
+    xs[17] = 0x7FFFFF
+    xs[99] = -0x800000
+    xs[150] += 300000
+    xs[200] = -8000000
+    states = array("i", [0] * 6)
+    micropython.heap_lock()
+    try:
+        for k in range(40):
+            for i in range(256):
+                st = w.add(xs[i])
+                states[st] += 1
+            w.missing()
+    finally:
+        micropython.heap_unlock()
+    assert states[weigh.W_ERR_TIMEOUT] == 0 and states[weigh.W_ERR_SATURATED] == 0
+    assert states[weigh.W_STABLE] + states[weigh.W_SETTLING] > 0
+    assert w.slots == 40 * 257
+
+
+def test_methods_presets_and_comparators():
+    gb = methods.validate("gb-2026")
+    tc = methods.validate("tcsae-434-2025")
+    assert gb["limit_ppm"] == 5000 and gb["comparator"] == "le"
+    assert tc["limit_ppm"] == 10000 and tc["comparator"] == "lt"
+    assert gb["setpoint_c_x100"] == 12000 and gb["soak_s"] == 21600 and gb["vacuum_pa"] == 10000
+
+
+def test_methods_errors_name_the_field():
+    cases = (
+        ({"limit_ppm": 0}, "limit_ppm"),
+        ({"limit_ppm": 5000.5}, "limit_ppm"),
+        ({"setpoint_c_x100": 20000}, "setpoint_c_x100"),
+        ({"soak_s": 10}, "soak_s"),
+        ({"vacuum_pa": 200000}, "vacuum_pa"),
+        ({"comparator": "ge"}, "comparator"),
+        ({"bogus": 1}, "bogus"),
+        ({"soak_s": 30000, "soak_max_total_s": 20000}, "soak_max_total_s"),
+        ({"base": "nope"}, "name"),
+    )
+    for obj, field in cases:
+        try:
+            methods.validate(obj)
+            raise AssertionError("accepted %r" % (obj,))
+        except methods.MethodError as e:
+            assert e.field == field, (e.field, field)
+            assert ("method." + field) in str(e)
+
+
+def _rd(mean, n=64, var_num=0):
+    # reading with an exact integer mean and a given variance numerator
+    return (mean * n, n, var_num, n * n * (n - 1))
+
+
+def test_verdict_boundaries_gb_le():
+    m = methods.validate({"base": "gb-2026", "u_sys_ppm": 0})
+    z = _rd(0)
+    # exactly 5000 ppm with zero spread: L = 5000, U = 0 -> PASS under <= (GB)
+    r = verdict.evaluate(z, _rd(1000000), _rd(995000), m, 0)
+    assert r.loss_ppm == 5000 and r.u_ppm == 0 and r.verdict == verdict.V_PASS
+    assert r.loss_pct_x100 == 50
+    r = verdict.evaluate(z, _rd(1000000), _rd(994999), m, 0)
+    assert r.loss_ppm == 5001 and r.verdict == verdict.V_FAIL
+    mt = methods.validate({"base": "tcsae-434-2025", "u_sys_ppm": 0})
+    r = verdict.evaluate(z, _rd(1000000), _rd(990000), mt, 0)
+    assert r.loss_ppm == 10000 and r.verdict == verdict.V_FAIL   # < 1 % is strict
+    r = verdict.evaluate(z, _rd(1000000), _rd(990001), mt, 0)
+    assert r.verdict == verdict.V_PASS
+
+
+def test_verdict_guarded_band_and_leak():
+    m = methods.validate({"base": "gb-2026", "u_sys_ppm": 100})   # U = 200 ppm exactly
+    z = _rd(0)
+    cases = ((4800, verdict.V_PASS), (4801, verdict.V_INCONCLUSIVE), (5200, verdict.V_INCONCLUSIVE),
+             (5201, verdict.V_FAIL))
+    for loss, want in cases:
+        r = verdict.evaluate(z, _rd(1000000), _rd(1000000 - loss), m, 0)
+        assert r.u_ppm == 200, r.u_ppm
+        assert r.verdict == want, (loss, r.verdict)
+    r = verdict.evaluate(z, _rd(1000000), _rd(999000), m, 1)
+    assert r.verdict == verdict.V_FAIL and r.flags & verdict.FL_LEAK
+    ms = methods.validate({"base": "gb-2026", "u_sys_ppm": 100, "decision": "simple"})
+    r = verdict.evaluate(z, _rd(1000000), _rd(995000), ms, 0)
+    assert r.verdict == verdict.V_PASS
+
+
+def test_verdict_mass_gain_flagged():
+    m = methods.validate({"base": "gb-2026", "u_sys_ppm": 10})
+    z = _rd(0)
+    r = verdict.evaluate(z, _rd(1000000), _rd(1000010), m, 0)
+    assert r.loss_ppm == -10 and r.flags & verdict.FL_GAIN and r.verdict == verdict.V_PASS
+    r = verdict.evaluate(z, _rd(1000000), _rd(1000500), m, 0)
+    assert r.flags & verdict.FL_GAIN_SIGNIFICANT and r.verdict == verdict.V_INCONCLUSIVE
+
+
+def test_verdict_rejects_bad_input():
+    m = methods.validate("gb-2026")
+    for args in ((_rd(10), _rd(5), _rd(4), m, 0), (_rd(0), _rd(100), _rd(99), m, 2)):
+        try:
+            verdict.evaluate(*args)
+            raise AssertionError("accepted")
+        except verdict.VerdictError:
+            pass
+
+
+def test_overall_most_severe():
+    V = verdict
+    assert V.overall([V.V_PASS, V.V_PASS]) == V.V_PASS
+    assert V.overall([V.V_PASS, V.V_INCONCLUSIVE]) == V.V_INCONCLUSIVE
+    assert V.overall([V.V_INCONCLUSIVE, V.V_FAIL]) == V.V_FAIL
+    assert V.overall([V.V_FAIL, V.V_INVALID]) == V.V_INVALID
+    assert V.overall([V.V_PASS, V.V_ABORTED]) == V.V_ABORTED
+
+
+def test_calibration_span_and_linearity():
+    c = Calibration(1000 * 64, 64, ref_mass_ug=100000000, ref_num=2001000 * 64, ref_den=64)
+    # 2,000,000 counts per 100 g: 20 counts per mg
+    assert c.mass_ug(1001000, 1) == 50000000
+    assert c.mass_ug(1000 + 1, 1) == 50                  # 1 count = 50 ug
+    assert c.ug_to_counts(3000) == 60
+    dev, ok = c.linearity(50000000, 1001000 * 2 + 1, 2, 100)
+    assert dev == 25 and ok
+    try:
+        Calibration(1000, 1, ref_mass_ug=100000000, ref_num=900, ref_den=1)
+        raise AssertionError("accepted a reference below zero")
+    except CalibError:
+        pass

@@ -1,0 +1,170 @@
+"""Property tests of the integer verdict core against the Fraction reference (CPython)."""
+import math
+from fractions import Fraction
+
+from hypothesis import given, settings, strategies as st, assume
+
+import fixedpt
+import methods
+import verdict
+import weigh
+import reference
+
+COUNTS = st.integers(-(2 ** 23), 2 ** 23 - 1)
+N = st.integers(2, 64)
+
+
+@given(st.integers(-(10 ** 40), 10 ** 40), st.integers(-(10 ** 20), 10 ** 20).filter(lambda d: d != 0))
+def test_div_half_even_matches_fraction_round(num, den):
+    assert fixedpt.div_half_even(num, den) == round(Fraction(num, den))
+
+
+@given(st.integers(-(10 ** 40), 10 ** 40), st.integers(-(10 ** 20), 10 ** 20).filter(lambda d: d != 0))
+def test_div_ceil(num, den):
+    assert fixedpt.div_ceil(num, den) == math.ceil(Fraction(num, den))
+
+
+@given(st.integers(0, 10 ** 60))
+def test_isqrt(n):
+    assert fixedpt.isqrt(n) == math.isqrt(n)
+    c = fixedpt.isqrt_ceil(n)
+    assert c * c >= n and (c == 0 or (c - 1) ** 2 < n)
+
+
+@st.composite
+def window_result(draw, mean_lo=-(2 ** 23), mean_hi=2 ** 23 - 1):
+    n = draw(N)
+    mean_num = draw(st.integers(mean_lo * n, mean_hi * n))
+    m2n = draw(st.integers(0, n * n * 2047 * 2047))
+    return (n, mean_num, m2n)
+
+
+@st.composite
+def case(draw):
+    zero = draw(window_result(-(2 ** 22), 2 ** 22))
+    z = Fraction(zero[1], zero[0])
+    # m0 reading at least 1000 counts above the zero (a cell on the pan), up to the rail
+    n0 = draw(N)
+    a_num = draw(st.integers(math.ceil((z + 1000) * n0), (2 ** 23 - 1) * n0))
+    r0 = (n0, a_num, draw(st.integers(0, n0 * n0 * 2047 * 2047)))
+    a = Fraction(a_num, n0)
+    n1 = draw(N)
+    # m1 anywhere from a 20 % loss to a 1 % gain, biased towards the limits
+    span = a - z
+    style = draw(st.sampled_from(["any", "near5000", "near10000"]))
+    if style == "any":
+        lo, hi = a - span / 5, a + span / 100
+        b_num = draw(st.integers(math.ceil(lo * n1), math.floor(hi * n1)))
+    else:
+        target = 5000 if style == "near5000" else 10000
+        b_exact = a - span * target / 10 ** 6
+        b_num = math.floor(b_exact * n1) + draw(st.integers(-50, 50))
+    r1 = (n1, b_num, draw(st.integers(0, n1 * n1 * 2047 * 2047)))
+    return zero, r0, r1
+
+
+def _method(preset, decision, u_sys):
+    return methods.validate({"base": preset, "decision": decision, "u_sys_ppm": u_sys})
+
+
+@settings(max_examples=3000, deadline=None)
+@given(case(), st.sampled_from(["gb-2026", "tcsae-434-2025"]), st.sampled_from(["guarded", "simple"]),
+       st.integers(0, 5000), st.integers(0, 1))
+def test_evaluate_matches_reference(c, preset, decision, u_sys, leak):
+    zero, r0, r1 = c
+    m = _method(preset, decision, u_sys)
+    got = verdict.evaluate(verdict.reading(*zero), verdict.reading(*r0), verdict.reading(*r1), m, leak).as_dict()
+    got["verdict"] = got["verdict"]
+    want = reference.evaluate(zero, r0, r1, m["limit_ppm"], m["comparator"], decision, u_sys, leak)
+    assert got == want
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(1, 2000), st.integers(0, 2000), st.sampled_from([-1, 0, 1]),
+       st.sampled_from(["gb-2026", "tcsae-434-2025"]), st.sampled_from([1, -1]))
+def test_exactly_at_limit_plus_minus_u(k, u_sys, delta, preset, side):
+    """Zero spread, U = 2 u_sys exactly; loss = limit + side*U + delta ppm exactly."""
+    m = _method(preset, "guarded", u_sys)
+    lim = m["limit_ppm"]
+    u = 2 * u_sys
+    loss = lim + side * u + delta
+    assume(0 <= loss < 10 ** 6)
+    z = (64, 0, 0)
+    r0 = (64, 64 * 10 ** 6 * k, 0)   # a - z = 1e6 k counts: 1 ppm = k counts
+    r1 = (64, 64 * (10 ** 6 - loss) * k, 0)
+    res = verdict.evaluate(verdict.reading(*z), verdict.reading(*r0), verdict.reading(*r1), m, 0)
+    assert res.u_ppm == u and res.loss_ppm == loss
+    want = reference.evaluate(z, r0, r1, lim, m["comparator"], "guarded", u_sys, 0)["verdict"]
+    assert verdict.VERDICT_NAMES[res.verdict] == want
+    le = m["comparator"] == "le"
+    if side == -1:   # loss + U = lim + delta
+        assert (res.verdict == verdict.V_PASS) == ((delta <= 0) if le else (delta < 0))
+    else:            # loss - U = lim + delta
+        assert (res.verdict == verdict.V_FAIL) == ((delta > 0) if le else (delta >= 0))
+
+
+def test_le_versus_lt_at_exact_limits():
+    z = (64, 0, 0)
+    for preset, lim in (("gb-2026", 5000), ("tcsae-434-2025", 10000)):
+        m = _method(preset, "simple", 0)
+        r0 = (64, 64 * 10 ** 6, 0)
+        r1 = (64, 64 * (10 ** 6 - lim), 0)
+        res = verdict.evaluate(verdict.reading(*z), verdict.reading(*r0), verdict.reading(*r1), m, 0)
+        assert res.loss_ppm == lim
+        assert res.verdict == (verdict.V_PASS if preset == "gb-2026" else verdict.V_FAIL)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(1, 10 ** 6), st.integers(-(10 ** 6), 10 ** 6))
+def test_half_ppm_and_half_hundredth_rounding(k2, n_half):
+    """Loss exactly on a .5 ppm or .005 % boundary rounds to even."""
+    z = (2, 0, 0)
+    a = 2 * 10 ** 6 * k2                 # D = 2e6 k2: loss ppm = N / (2 k2)
+    r0 = (2, 2 * a, 0)
+    r1 = (2, 2 * (a - n_half * k2), 0)   # loss = n_half / 2 ppm
+    m = _method("gb-2026", "guarded", 0)
+    res = verdict.evaluate(verdict.reading(*z), verdict.reading(*r0), verdict.reading(*r1), m, 0)
+    assert res.loss_ppm == round(Fraction(n_half, 2))
+    assert res.loss_pct_x100 == round(Fraction(n_half, 200))
+
+
+def _ref_window_states(xs, n, lim, hold):
+    """Reference stability decisions: accepted = input delayed by one sample (no spikes/rails in
+    the generated data); stable when the Fraction sample variance <= lim^2 for `hold` samples."""
+    states = []
+    acc = []
+    run = 0
+    for k, x in enumerate(xs):
+        if k > 0:
+            acc.append(xs[k - 1])
+            if len(acc) >= n:
+                win = acc[-n:]
+                mean = Fraction(sum(win), n)
+                var = sum((Fraction(v) - mean) ** 2 for v in win) / (n - 1)
+                run = run + 1 if var <= lim * lim else 0
+                states.append("STABLE" if run >= hold else "SETTLING")
+            else:
+                states.append("FILLING")
+        else:
+            states.append("FILLING")
+        if states[-1] == "STABLE":
+            break
+    return states
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(4, 64), st.integers(1, 300), st.integers(1, 5), st.integers(-(2 ** 22), 2 ** 22),
+       st.lists(st.integers(-1000, 1000), min_size=4, max_size=200))
+def test_window_stability_matches_exact_variance(n, lim, hold, base, ds):
+    w = weigh.Window(n=n, stable_sd_counts=lim, hold=hold, timeout_samples=10 ** 6, spike_counts=2047)
+    xs = [base + d for d in ds]
+    want = _ref_window_states(xs, n, lim, hold)
+    got = []
+    for x in xs[:len(want)]:
+        got.append(weigh.STATE_NAMES[w.add(x)])
+    assert got == want
+    if want[-1] == "STABLE":
+        cnt, total, m2n = w.result()
+        win = xs[len(want) - 1 - n:len(want) - 1]
+        assert cnt == n and total == sum(win)
+        assert Fraction(m2n, n) == sum((Fraction(v) - Fraction(sum(win), n)) ** 2 for v in win)
