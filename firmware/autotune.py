@@ -18,7 +18,7 @@ from micropython import const
 _PPM_MAX = const(1_000_000)
 _TICKS_MAX = const(0x3FFFFFFF)
 _TICKS_HALF = const(0x20000000)
-_SKIP_CYCLES = const(1)        # the first cycle starts from an arbitrary state: not periodic yet
+_SKIP_CYCLES = const(1)        # >= 1: the first cycle starts from an arbitrary state, not periodic yet
 
 RULE_TYREUS_LUYBEN = const(0)
 RULE_ZN_NO_OVERSHOOT = const(1)
@@ -91,7 +91,7 @@ class RelayAutotune:
                 self._hi = temp_c_x100
         elif temp_c_x100 < self.setpoint_c_x100 - self.hysteresis_c_x100:
             self._heating = 1
-            if self._n_on > _SKIP_CYCLES and self._n_on > 1:
+            if self._n_on > _SKIP_CYCLES:
                 # a full cycle ended: previous heating-phase min .. this cooling-phase max
                 self._sum_period_ms += _ticks_diff(now_ms, self._t_on)
                 self._sum_p2p_c_x100 += self._hi - self._last_lo

@@ -43,3 +43,25 @@ EV_START = const(1)
 EV_STOP = const(2)
 EV_YES = const(3)
 EV_NO = const(4)
+
+# Run events (log EVENT records; fault events use the F_* codes above)
+E_PHASE = const(100)          # a = new phase, b = previous phase
+E_EXCURSION_START = const(101)  # a = |T - setpoint| c_x100, b = pressure Pa
+E_EXCURSION_END = const(102)  # a = excursion duration s, b = in-spec soak s so far
+E_LEAK_ANSWER = const(103)    # a = cell, b = 1 yes / 0 no
+E_EARLY_FAIL = const(104)     # a = cell, b = live loss ppm
+E_LC_FAULT = const(105)       # a = cell, b = driver status / window state
+E_WEIGH_RETRY = const(106)    # a = cell, b = window state that ended the attempt
+E_LC_GLITCH = const(107)      # a = cell, b = rejected samples this minute
+E_INVALID = const(108)        # a = reason (an F_* code), b = 0
+E_SOAK_DONE = const(109)      # a = in-spec s, b = total soak s
+
+# Sample flags (log sample records)
+SF_IN_SPEC = const(1)
+SF_HEATER = const(2)
+SF_PUMP = const(4)
+SF_VENT = const(8)
+SF_TC_BAD = const(16)
+SF_P_BAD = const(32)
+SF_FAULT = const(64)
+SF_EXCURSION = const(128)

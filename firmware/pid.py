@@ -6,13 +6,15 @@
 #   kp_ppm_per_c            ppm of duty per degC of error          (500_000 = 50 % per degC)
 #   ki_ppm_per_c_s          ppm of duty per degC*s of summed error (kp / Ti[s])
 #   kd_ppm_s_per_c          ppm of duty per degC/s of measured rate (kp * Td[s])
-#   duty                    ppm, clamped to [out_min_ppm, out_max_ppm] (default 0..1_000_000)
+#   duty                    ppm, clamped to [out_min_ppm, out_max_ppm] within 0..1_000_000
 #
 # Why each bound holds:
 #   P = kp * e // 100:   e is clamped to +-_e_lim_p = 3*span*100/kp, past which P alone
-#                        saturates the output whatever I and D are, so kp*e <= 3e8.
+#                        saturates the output whatever I and D are, so kp*e <= 3e8 + kp.
 #   I = ki * integ // 100: the integrator (c_x100*s) is clamped so that I alone spans exactly
-#                        [out_min, out_max] (Klipper's temp_integ clamp), so ki*integ <= 1e8.
+#                        [out_min, out_max] (Klipper's temp_integ clamp), so ki*integ <= 1e8;
+#                        the step e*dt (c_x100*ms, <= 32767*16384) is carried into it in whole
+#                        c_x100*s with the remainder kept, so short ticks lose nothing.
 #   D = -kd * rate_q // 800: the filtered rate (c_x100/s << 3) is clamped so that |D| <= span,
 #                        so kd*rate_q <= 8e8.
 # Anti-windup: the integrator is clamped as above AND not advanced on a tick where the output
@@ -47,9 +49,10 @@ class Pid:
     def __init__(self, kp_ppm_per_c=DEFAULT_KP_PPM_PER_C, ki_ppm_per_c_s=DEFAULT_KI_PPM_PER_C_S,
                  kd_ppm_s_per_c=DEFAULT_KD_PPM_S_PER_C, d_filter_ms=DEFAULT_D_FILTER_MS,
                  out_min_ppm=0, out_max_ppm=1_000_000):
-        if out_max_ppm <= out_min_ppm or out_max_ppm > 1_000_000 or out_min_ppm < -1_000_000:
+        # a heater only adds heat: the range stays inside 0..1e6, which the bounds above rely on
+        if not (0 <= out_min_ppm < out_max_ppm <= 1_000_000):
             raise ValueError("output range")
-        if d_filter_ms < 0:
+        if not (0 <= d_filter_ms <= 600_000):
             raise ValueError("d_filter_ms")
         self.out_min_ppm = out_min_ppm
         self.out_max_ppm = out_max_ppm

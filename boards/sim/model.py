@@ -233,6 +233,9 @@ class Bench:
         self._p_inf = P_ATM_PA
         self._leak_now_pa_s = self.leak_pa_s
         self._heater_override = None      # None: power from the duty; else W (fault)
+        # Safety contactor in series with the SSR, opened by the controller's outputs_safe():
+        # the only way to stop a stuck-on SSR.
+        self.heater_contactor = 1
 
         # faults
         self._faults = []                 # [kind, start_ms, end_ms or None, channel or None]
@@ -389,7 +392,9 @@ class Bench:
 
             # oven chamber: C dT/dt = P - k (T - Tamb), exact for constant inputs over the step
             pw = self._heater_override
-            if pw is None:
+            if not self.heater_contactor:
+                pw = 0.0
+            elif pw is None:
                 d = self.heater_duty_ppm
                 if d <= 0:
                     pw = 0.0
@@ -408,7 +413,7 @@ class Bench:
 
             # vacuum: dp/dt = -kp (p - p_ult) - kv (p - p_atm) + leak   (p <= 1 atm)
             key = (1 if self.pump_on else 0) + (2 if self.vent_open else 0)
-            p = self.pressure_pa
+            p0 = p = self.pressure_pa
             if key:
                 if key != self._p_key:
                     self._set_p_inf(key)
@@ -419,6 +424,7 @@ class Bench:
             if p > P_ATM_PA:
                 p = P_ATM_PA
             self.pressure_pa = p
+            p = 0.5 * (p0 + p)                 # mid-step pressure for the cells
 
             # cells
             cc = self._cell_c

@@ -3,9 +3,9 @@ import argparse
 import sys
 
 from ovenctl import __version__
-from ovenctl import cmd_demo
+from ovenctl import cmd_demo, cmd_sim
 
-COMMANDS = (cmd_demo,)
+COMMANDS = (cmd_sim, cmd_demo)
 
 
 class UserError(Exception):

@@ -1,0 +1,729 @@
+# The test application: phases of the vacuum mass-loss test, heater and vacuum control, safety,
+# weighing and the verdict. Pure logic: hardware and time come only through the board object
+# (docs/BOARD_API.md), so the same code runs on a Pico, an ESP32 and the simulated bench.
+#
+# Timing: one control tick per second (_TICK_MS). During weighings the loop also runs 100 ms
+# sub-ticks that feed the load-cell windows at the HX711's 10 SPS. Allocation: the normal
+# control tick (_tick) allocates nothing; phase changes, events and the verdict may.
+from micropython import const
+from array import array
+
+import codes as C
+import verdict as V
+import drift
+from weigh import Window, W_STABLE, W_ERR_TIMEOUT, STATE_NAMES
+from pid import Pid
+from safety import HeaterGuard, VacuumGuard, LoadcellWatchdog
+
+_TICK_MS = const(1000)
+_SUB_MS = const(100)
+
+# Phases (log and display codes: append only)
+PH_IDLE = const(0)
+PH_PRECHECK = const(1)
+PH_TARE = const(2)
+PH_LOAD = const(3)
+PH_INITIAL_WEIGH = const(4)
+PH_PUMPDOWN = const(5)
+PH_HEATUP = const(6)
+PH_SOAK = const(7)
+PH_COOLDOWN = const(8)
+PH_VENT = const(9)
+PH_FINAL_WEIGH = const(10)
+PH_LEAK_CHECK = const(11)
+PH_VERDICT = const(12)
+PH_DONE = const(13)
+PH_ABORTED = const(14)
+PHASE_NAMES = ("IDLE", "PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK",
+               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED")
+
+MODE_TEST = const(0)
+MODE_BLANK = const(1)
+
+# Prompts shown to the operator (board.operator.prompt(code, cell))
+PR_LOAD = const(1)          # place the cells on the pans, press START
+PR_LEAK = const(2)          # cell N: visible leakage? YES / NO
+
+_P_ATM_MIN_PA = const(90000)      # "vented": at least this pressure
+_LEAK_TEST_MS = const(60000)      # pump isolated for this long during the leak-rate check
+_VENT_SETTLE_MS = const(600000)   # after venting: cells re-equilibrate in air before weighing
+_SOAK_DEV_SKIP_MS = const(600000)  # soak_temp_max_dev ignores the first 10 minutes
+_EARLY_FAIL_HOLD_S = const(60)
+_LIVE_U_PPM = const(1000)         # margin of the in-oven live estimate (buoyancy, convection, drift)
+_OFF_RISE_C_X100 = const(300)     # heater commanded off yet temperature rising this much: stuck on
+_VAC_LOST_GRACE_MS = const(1800000)  # a vacuum loss this long ends the run; shorter is an excursion
+_LC_TIMEOUT_MS = const(5000)
+_SPIKE_COUNTS = const(500)
+
+
+class Controller:
+    def __init__(self, board, method, mode=MODE_TEST, blank=None, log=None, counts_per_g=20972):
+        self.b = board
+        self.m = method
+        self.mode = mode
+        self.blank = blank          # drift fit per channel (drift.DriftRecorder.fit()) or None
+        self.log = log
+        n = board.n_cells
+        self.n = n
+        self.pid = Pid()
+        self.hguard = HeaterGuard(max_temp_c_x100=13500)
+        self.vguard = VacuumGuard(limit_pa=method["vacuum_pa"], grace_ms=_VAC_LOST_GRACE_MS)
+        self.lcdog = LoadcellWatchdog(n, timeout_ms=_LC_TIMEOUT_MS)
+        stable_counts = method["stable_sd_ug"] * counts_per_g // 1000000
+        if stable_counts < 1:
+            stable_counts = 1
+        hold = method["stable_hold"]
+        wn = method["window_n"]
+        tmo = method["weigh_timeout_s"] * 10
+        self.windows = [Window(n=wn, stable_sd_counts=stable_counts, hold=hold, timeout_samples=tmo,
+                               spike_counts=_SPIKE_COUNTS) for _ in range(n)]
+        self.raw = array("i", bytes(4 * n))         # latest raw per channel (MISSING if none)
+        self.valid = bytearray(n)
+        self.live_ppm = array("i", bytes(4 * n))
+        self._live_ema = array("i", bytes(4 * n))   # counts offset from m0 mean, << 4
+        self._early_run = array("i", bytes(4 * n))
+        self.early_fail = bytearray(n)
+        self._glitches = array("i", bytes(4 * n))
+        self.drift = drift.DriftRecorder(n) if mode == MODE_BLANK else None
+        self._kq16 = array("i", bytes(4 * n))
+        self._vacq = array("i", bytes(4 * n))
+        self._t_ref_c_x100 = 0
+        self._ref_zero = array("i", bytes(4 * n))   # tare mean, counts
+        self._c0 = array("i", bytes(4 * n))         # m0 net mean, counts
+        self._d_div = array("i", bytes(4 * n))      # m0 net / 1000 (live ppm divisor)
+        self._spike_pending = bytearray(n)
+        self._have_raw = 0
+        self._retries = 0
+        self.blank_error = None
+        if blank is not None:
+            for i in range(n):
+                self._kq16[i] = drift.k_q16(blank[i])
+                self._vacq[i] = blank[i]["vac_offset_num"] // blank[i]["vac_offset_den"]
+        # state
+        self.phase = PH_IDLE
+        self.t0_ms = 0
+        self.now_ms = 0
+        self.phase_t0_ms = 0
+        self.temp_c_x100 = 0
+        self.cj_c_x100 = 0
+        self.lc_temp_c_x100 = 0
+        self.pressure_pa = 101325
+        self.tc_status = C.OK
+        self.p_status = C.OK
+        self.setpoint_c_x100 = 0
+        self.duty_ppm = 0
+        self.pump = 0
+        self.vent = 0
+        self.fault = C.F_NONE
+        self.invalid = C.F_NONE
+        self.soak_in_spec_ms = 0
+        self.soak_total_ms = 0
+        self.soak_dev_max_c_x100 = 0
+        self.in_spec = 0
+        self._exc_t0_ms = 0
+        self._sub = 0
+        self._weighing = 0
+        self._weigh_t0_ms = 0
+        self._lct_acc = 0
+        self._lct_cnt = 0
+        self._leak_p0 = 0
+        self._leak_t0 = 0
+        self._leak_stage = 0
+        self._vent_t0 = 0
+        self._off_min_c_x100 = 0x3FFFFFFF
+        self._leak_cell = 0
+        self._prompted = 0
+        self.overshoot_c_x100 = -100000
+        self.heatup_s = 0
+        # results (allocated at phase changes only)
+        self.phases = []            # [name, start_s, end_s]
+        self.faults = []            # [code, t_s]
+        self.events = []            # [t_s, code, a, b]
+        self.readings = {}          # (kind, cell) -> (reading, lc_temp_num, lc_temp_den)
+        self.weigh_lc_temp = {}
+        self.leak = [None] * n
+        self.results = [None] * n
+        self.verdict = V.V_NONE
+        self.blank_fit = None
+        self.live_tick = None       # optional callback(controller) once per control tick
+
+    # ---------------------------------------------------------------- time and events
+    def t_s(self):
+        return self.b.ticks_diff(self.now_ms, self.t0_ms) // 1000
+
+    def _event(self, code, a, b):
+        self.events.append([self.t_s(), code, a, b])
+        if self.log is not None:
+            self.log.event(self.b.ticks_diff(self.now_ms, self.t0_ms), code, a, b)
+
+    def _enter(self, ph):
+        old = self.phase
+        t = self.t_s()
+        if self.phases:
+            self.phases[-1][2] = t
+        self.phases.append([PHASE_NAMES[ph], t, t])
+        self.phase = ph
+        self.phase_t0_ms = self.now_ms
+        self._event(C.E_PHASE, ph, old)
+
+    def _phase_ms(self):
+        return self.b.ticks_diff(self.now_ms, self.phase_t0_ms)
+
+    def _raise_fault(self, code, value):
+        # Heater, pump off at once (same tick), vent closed; the verdict can never be PASS.
+        self.b.outputs_safe()
+        self.duty_ppm = 0
+        self.pump = 0
+        self.vent = 0
+        self.b.buzzer_set(1)
+        if not self.fault:
+            self.fault = code
+        self.faults.append([code, self.t_s()])
+        self._event(code, value, self.phase)
+        self._enter(PH_ABORTED)
+
+    def _set_invalid(self, reason):
+        if not self.invalid:
+            self.invalid = reason
+            self.faults.append([reason, self.t_s()])
+            self._event(C.E_INVALID, reason, 0)
+
+    # ---------------------------------------------------------------- sensors and safety
+    def _read_sensors(self):
+        b = self.b
+        st = b.tc.read()
+        self.tc_status = st
+        if st == C.OK:
+            self.temp_c_x100 = b.tc.temp_c_x100
+            self.cj_c_x100 = b.tc.cj_c_x100
+        self.p_status = b.pressure.read()
+        if self.p_status == C.OK:
+            self.pressure_pa = b.pressure.pa
+        if b.lc_temp.read() == C.OK:
+            self.lc_temp_c_x100 = b.lc_temp.temp_c_x100
+
+    def _read_loadcells_tick(self):
+        # Outside weighings: one sample per channel per tick for the trend, drift and watchdog.
+        b = self.b
+        for i in range(self.n):
+            lc = b.loadcells[i]
+            self.valid[i] = 0
+            if lc.ready():
+                st = lc.read()
+                x = lc.raw
+                if st == C.OK and -0x800000 < x < 0x7FFFFF:
+                    self.lcdog.sample(i, self.now_ms, C.OK)
+                    prev = self.raw[i]
+                    # isolated spikes do not reach the trend; a real step persists and is taken
+                    if self._have_raw and (x - prev > 50000 or prev - x > 50000) and self._spike_pending[i] == 0:
+                        self._spike_pending[i] = 1
+                        self._glitches[i] += 1
+                        continue
+                    self._spike_pending[i] = 0
+                    self.raw[i] = x
+                    self.valid[i] = 1
+                else:
+                    self._glitches[i] += 1
+        self._have_raw = 1
+
+    def _safety(self):
+        sp = self.setpoint_c_x100
+        f = self.hguard.check(self.now_ms, self.tc_status, self.temp_c_x100, sp, 1 if self.duty_ppm > 0 else 0)
+        if f:
+            return f
+        if sp <= 0 and self.tc_status == C.OK:
+            # heater commanded off: a rising oven means the SSR is stuck on
+            t = self.temp_c_x100
+            if t < self._off_min_c_x100:
+                self._off_min_c_x100 = t
+            elif t - self._off_min_c_x100 > _OFF_RISE_C_X100:
+                return C.F_RUNAWAY
+        vac_req = 1 if self.phase == PH_SOAK or self.phase == PH_HEATUP else 0
+        return self.vguard.check(self.now_ms, self.p_status, self.pressure_pa, vac_req)
+
+    # ---------------------------------------------------------------- actuators
+    def _set_pump(self, on):
+        if on != self.pump:
+            self.pump = on
+            self.b.pump_set(on)
+
+    def _set_vent(self, op):
+        if op != self.vent:
+            self.vent = op
+            self.b.vent_set(op)
+
+    def _vacuum_hysteresis(self):
+        lim = self.m["vacuum_pa"]
+        p = self.pressure_pa
+        if p > lim // 2:
+            self._set_pump(1)
+        elif p < lim // 5:
+            self._set_pump(0)
+
+    def _heater(self, dt_ms):
+        sp = self.setpoint_c_x100
+        if sp <= 0 or self.tc_status != C.OK:
+            d = 0
+        else:
+            d = self.pid.update(sp, self.temp_c_x100, dt_ms)
+        if d != self.duty_ppm:
+            self.duty_ppm = d
+            self.b.heater_set_duty_ppm(d)
+
+    def _heater_off(self):
+        self.setpoint_c_x100 = 0
+        self._off_min_c_x100 = 0x3FFFFFFF
+        self.hguard.reset()
+        self.pid.reset()
+        if self.duty_ppm:
+            self.duty_ppm = 0
+            self.b.heater_set_duty_ppm(0)
+
+    # ---------------------------------------------------------------- weighing
+    def _weigh_start(self):
+        for i in range(self.n):
+            self.windows[i].reset()
+            self.valid[i] = 0       # the per-tick trend pauses while the windows take the samples
+        self._weighing = 1
+        self._weigh_t0_ms = self.now_ms
+        self._lct_acc = 0
+        self._lct_cnt = 0
+        self._retries = 0
+
+    def _weigh_sub(self):
+        # 100 ms sub-tick: one HX711 conversion per channel into its window.
+        b = self.b
+        for i in range(self.n):
+            w = self.windows[i]
+            if w.state == W_STABLE:
+                continue
+            lc = b.loadcells[i]
+            if lc.ready():
+                st = lc.read()
+                if st == C.OK:
+                    x = lc.raw
+                    if -0x800000 < x < 0x7FFFFF:
+                        self.lcdog.sample(i, self.now_ms, C.OK)
+                    w.add(x)
+                else:
+                    w.add(0x7FFFFF)      # a railed/garbled read counts as a rejected sample
+            else:
+                w.missing()
+
+    def _weigh_poll(self, kind):
+        """Once per control tick during a weighing. Returns 1 when every window is stable, 0 while
+        waiting, -1 when the weighing failed (timeout)."""
+        self._lct_acc += self.lc_temp_c_x100
+        self._lct_cnt += 1
+        all_ok = 1
+        for i in range(self.n):
+            w = self.windows[i]
+            st = w.state
+            if st == W_STABLE:
+                continue
+            all_ok = 0
+            if st >= W_ERR_TIMEOUT:
+                # no data, saturated or not settling: record, and wait for good data again
+                self._event(C.E_WEIGH_RETRY, i, st)
+                w.reset()
+        if all_ok:
+            self._weigh_finish(kind)
+            return 1
+        if self.b.ticks_diff(self.now_ms, self._weigh_t0_ms) > self.m["weigh_timeout_s"] * 1000:
+            self._weighing = 0
+            return -1
+        return 0
+
+    def _weigh_finish(self, kind):
+        self._weighing = 0
+        for i in range(self.n):
+            w = self.windows[i]
+            n, total, m2n = w.result()
+            self.readings[(kind, i)] = (V.reading(n, total, m2n), self._lct_acc, self._lct_cnt)
+            if self.log is not None:
+                buf = array("i", bytes(4 * n))
+                w.samples_into(buf)
+                self.log.weigh(i, kind, self.b.ticks_diff(self.now_ms, self.t0_ms),
+                               self._lct_acc // self._lct_cnt, buf, n, w.rejected)
+
+    def _ref_counts(self, kind, i):
+        r = self.readings[(kind, i)][0]
+        return r[0] // r[1]
+
+    # ---------------------------------------------------------------- the run
+    def run(self):
+        b = self.b
+        b.outputs_safe()
+        self.now_ms = b.ticks_ms()
+        self.t0_ms = self.now_ms
+        self._enter(PH_PRECHECK)
+        next_ms = self.now_ms
+        last_tick = self.now_ms
+        try:
+            while self.phase != PH_DONE and self.phase != PH_ABORTED:
+                if self._weighing:
+                    next_ms += _SUB_MS
+                    b.wait_until_ms(next_ms)
+                    self.now_ms = next_ms
+                    self._weigh_sub()
+                    if b.ticks_diff(next_ms, last_tick) < _TICK_MS:
+                        continue
+                else:
+                    next_ms += _TICK_MS
+                    b.wait_until_ms(next_ms)
+                    self.now_ms = next_ms
+                last_tick = next_ms
+                self._tick()
+                if self.live_tick is not None:
+                    self.live_tick(self)
+        finally:
+            b.outputs_safe()
+        if self.phases:
+            self.phases[-1][2] = self.t_s()
+        if self.log is not None:
+            self.log.close()
+        return self.verdict
+
+    def _tick(self):
+        """One control tick: sensors, safety, phase logic, heater, vacuum, log, watchdog."""
+        self._read_sensors()
+        if not self._weighing:
+            self._read_loadcells_tick()
+        f = self._safety()
+        if f:
+            self._raise_fault(f, self.temp_c_x100)
+            return
+        f = self.lcdog.check(self.now_ms)
+        if f:
+            # a missing load cell outside a weighing costs only the trend: record, keep going
+            self._event(C.E_LC_FAULT, self.lcdog.channel, 0)
+            self.lcdog.reset()
+        ph = self.phase
+        if ph == PH_SOAK:
+            self._soak()
+        elif ph == PH_HEATUP:
+            self._heatup()
+        elif ph == PH_COOLDOWN:
+            self._cooldown()
+        else:
+            self._other_phase(ph)
+        if self.phase == PH_ABORTED:
+            return
+        self._heater(_TICK_MS)
+        if self.drift is not None:
+            self.drift.add(self.lc_temp_c_x100, self.pressure_pa, self.raw, self.valid)
+        if self.log is not None:
+            self._log_sample()
+        self.b.wdt_feed()
+
+    def _flags(self):
+        f = 0
+        if self.in_spec:
+            f |= C.SF_IN_SPEC
+        if self.duty_ppm:
+            f |= C.SF_HEATER
+        if self.pump:
+            f |= C.SF_PUMP
+        if self.vent:
+            f |= C.SF_VENT
+        if self.tc_status:
+            f |= C.SF_TC_BAD
+        if self.p_status:
+            f |= C.SF_P_BAD
+        return f
+
+    def _log_sample(self):
+        for i in range(self.n):
+            if not self.valid[i]:
+                self.raw[i] = -0x20000000 if not self._weighing else self.raw[i]
+        self.log.sample(self.t_s(), self.phase, self._flags(), self.temp_c_x100, self.lc_temp_c_x100,
+                        self.pressure_pa, self.duty_ppm // 1000, self.raw)
+        self.log.poll(self.t_s())
+
+    # ---------------------------------------------------------------- phases
+    def _other_phase(self, ph):
+        m = self.m
+        if ph == PH_PRECHECK:
+            if self.tc_status != C.OK or self.p_status != C.OK:
+                return   # the guards fault after their stale/timeout limits
+            if self.pressure_pa < _P_ATM_MIN_PA:
+                self._set_vent(1)   # start vented: m0 is weighed in air
+                return
+            self._set_vent(0)
+            self.b.heater_enable(1)
+            self._enter(PH_TARE)
+            self._weigh_start()
+        elif ph == PH_TARE:
+            r = self._weigh_poll(1)
+            if r < 0:
+                self._raise_fault(C.F_WEIGH_TIMEOUT, 1)
+            elif r > 0:
+                self._t_ref_c_x100 = self.lc_temp_c_x100
+                for i in range(self.n):
+                    self._ref_zero[i] = self._ref_counts(1, i)
+                if self.mode == MODE_BLANK:
+                    self._enter(PH_PUMPDOWN)
+                    self._set_pump(1)
+                else:
+                    self._enter(PH_LOAD)
+                    self._prompted = 0
+        elif ph == PH_LOAD:
+            if not self._prompted:
+                self.b.operator.prompt(PR_LOAD, 0)
+                self._prompted = 1
+            ev = self.b.operator.poll()
+            if ev == C.EV_START:
+                self._enter(PH_INITIAL_WEIGH)
+                self._weigh_start()
+            elif ev == C.EV_STOP:
+                self._raise_fault(C.F_OPERATOR_ABORT, 0)
+        elif ph == PH_INITIAL_WEIGH:
+            r = self._weigh_poll(2)
+            if r < 0:
+                self._raise_fault(C.F_WEIGH_TIMEOUT, 2)
+            elif r > 0:
+                for i in range(self.n):
+                    c0 = self._ref_counts(2, i)
+                    z = self._ref_counts(1, i)
+                    if c0 - z < 1000:
+                        self._raise_fault(C.F_LOADCELL, i)   # no cell on pan i
+                        return
+                    self._d_div[i] = (c0 - z + 500) // 1000
+                    self._c0[i] = c0 - self._ref_zero[i]
+                self._enter(PH_PUMPDOWN)
+                self._leak_stage = 0
+                self._set_pump(1)
+        elif ph == PH_PUMPDOWN:
+            self._pumpdown()
+        elif ph == PH_VENT:
+            self._set_pump(0)
+            self._set_vent(1)
+            if self.pressure_pa >= _P_ATM_MIN_PA:
+                if not self._vent_t0:
+                    self._vent_t0 = self.now_ms
+                elif self.b.ticks_diff(self.now_ms, self._vent_t0) >= _VENT_SETTLE_MS:
+                    self._enter(PH_FINAL_WEIGH)
+                    self._weigh_start()
+        elif ph == PH_FINAL_WEIGH:
+            r = self._weigh_poll(3)
+            if r < 0:
+                self._raise_fault(C.F_WEIGH_TIMEOUT, 3)
+            elif r > 0:
+                if self.mode == MODE_BLANK:
+                    self._finish_blank()
+                else:
+                    self._enter(PH_LEAK_CHECK)
+                    self._leak_cell = 0
+                    self._prompted = 0
+        elif ph == PH_LEAK_CHECK:
+            i = self._leak_cell
+            if not self._prompted:
+                self.b.operator.prompt(PR_LEAK, i)
+                self._prompted = 1
+            ev = self.b.operator.poll()
+            if ev == C.EV_YES or ev == C.EV_NO:
+                self.leak[i] = 1 if ev == C.EV_YES else 0
+                self._event(C.E_LEAK_ANSWER, i, self.leak[i])
+                self._leak_cell = i + 1
+                self._prompted = 0
+                if self._leak_cell >= self.n:
+                    self._enter(PH_VERDICT)
+                    self._compute_verdict()
+                    self._enter(PH_DONE)
+
+    def _pumpdown(self):
+        m = self.m
+        p = self.pressure_pa
+        if self._phase_ms() > m["pumpdown_timeout_s"] * 1000:
+            self._raise_fault(C.F_PUMPDOWN_TIMEOUT, p)
+            return
+        if self._leak_stage == 0:
+            self._set_vent(0)
+            self._set_pump(1)
+            if p <= m["vacuum_pa"] // 2:
+                # isolate the chamber and watch the rise: the leak-rate check
+                self._set_pump(0)
+                self._leak_stage = 1
+                self._leak_p0 = p
+                self._leak_t0 = self.now_ms
+        else:
+            dt = self.b.ticks_diff(self.now_ms, self._leak_t0)
+            if dt >= _LEAK_TEST_MS:
+                rate = (p - self._leak_p0) * 60000 // dt
+                if rate > m["leak_rate_pa_per_min"]:
+                    self._raise_fault(C.F_LEAK_RATE, rate)
+                    return
+                self._set_pump(1)
+                self._enter(PH_HEATUP)
+                self.hguard.reset()
+                self.pid.reset()
+                self.setpoint_c_x100 = m["setpoint_c_x100"]
+
+    def _heatup(self):
+        m = self.m
+        self._vacuum_hysteresis()
+        if self._phase_ms() > m["heatup_timeout_s"] * 1000:
+            self._raise_fault(C.F_HEATUP_TIMEOUT, self.temp_c_x100)
+            return
+        dev = self.temp_c_x100 - self.setpoint_c_x100
+        if -m["tol_c_x100"] <= dev <= m["tol_c_x100"] and self.pressure_pa <= m["vacuum_pa"]:
+            self.heatup_s = self._phase_ms() // 1000
+            self._enter(PH_SOAK)
+            self.soak_in_spec_ms = 0
+            self.soak_total_ms = 0
+            self.in_spec = 1
+
+    def _soak(self):
+        m = self.m
+        self._vacuum_hysteresis()
+        sp = self.setpoint_c_x100
+        dev = self.temp_c_x100 - sp
+        if dev < 0:
+            dev = -dev
+        if self.soak_total_ms <= _SOAK_DEV_SKIP_MS:
+            if self.temp_c_x100 - sp > self.overshoot_c_x100:
+                self.overshoot_c_x100 = self.temp_c_x100 - sp
+        elif dev > self.soak_dev_max_c_x100:
+            self.soak_dev_max_c_x100 = dev
+        ok = 1 if (self.tc_status == C.OK and dev <= m["tol_c_x100"] and self.pressure_pa <= m["vacuum_pa"]) else 0
+        self.soak_total_ms += _TICK_MS
+        if ok:
+            self.soak_in_spec_ms += _TICK_MS
+            if not self.in_spec:
+                self._event(C.E_EXCURSION_END, self.b.ticks_diff(self.now_ms, self._exc_t0_ms) // 1000,
+                            self.soak_in_spec_ms // 1000)
+        elif self.in_spec:
+            self._exc_t0_ms = self.now_ms
+            self._event(C.E_EXCURSION_START, dev, self.pressure_pa)
+        self.in_spec = ok
+        if self.mode == MODE_TEST:
+            self._live_estimate()
+        need_ms = (m["blank_soak_s"] if self.mode == MODE_BLANK else m["soak_s"]) * 1000
+        if self.soak_in_spec_ms >= need_ms:
+            self._event(C.E_SOAK_DONE, self.soak_in_spec_ms // 1000, self.soak_total_ms // 1000)
+            self._start_cooldown()
+        elif self.soak_total_ms > m["soak_max_total_s"] * 1000:
+            self._set_invalid(C.F_SOAK_MAX_TIME)
+            self._start_cooldown()
+        elif self.m["early_fail"] == "stop" and self._any_early_fail():
+            self._start_cooldown()
+
+    def _any_early_fail(self):
+        for i in range(self.n):
+            if self.early_fail[i]:
+                return 1
+        return 0
+
+    def _start_cooldown(self):
+        self.in_spec = 0
+        self._heater_off()
+        self._enter(PH_COOLDOWN)
+
+    def _cooldown(self):
+        m = self.m
+        self._vacuum_hysteresis()
+        if self._phase_ms() > m["cooldown_timeout_s"] * 1000:
+            self._set_invalid(C.F_COOLDOWN_TIMEOUT)
+            self._enter(PH_VENT)
+            self._vent_t0 = 0
+            return
+        if (self.tc_status == C.OK and self.temp_c_x100 <= m["vent_below_c_x100"]
+                and self.temp_c_x100 - self.cj_c_x100 <= m["final_weigh_max_above_ambient_c_x100"]):
+            self._enter(PH_VENT)
+            self._vent_t0 = 0
+
+    def _live_estimate(self):
+        # In-oven trend: EMA of each channel, zero-drift corrected with the blank run's k and
+        # vacuum offset, as ppm of the m0 net reading. Biased by convection and the cell's own
+        # buoyancy (which makes the cell look heavier under vacuum: the estimate errs low, so an
+        # early FAIL is conservative); it never makes a PASS.
+        lim = self.m["limit_ppm"] + _LIVE_U_PPM
+        dtc = self.lc_temp_c_x100 - self._t_ref_c_x100
+        if dtc > 16000:
+            dtc = 16000
+        elif dtc < -16000:
+            dtc = -16000
+        for i in range(self.n):
+            if not self.valid[i]:
+                continue
+            x = self.raw[i] - self._ref_zero[i]
+            corr = (self._kq16[i] * dtc) >> 16
+            if self.pressure_pa < drift.VAC_PA:
+                corr += self._vacq[i]
+            x -= corr
+            d = self._c0[i] - x           # loss in counts (positive = lighter)
+            if d > 500000:
+                d = 500000
+            elif d < -500000:
+                d = -500000
+            e = self._live_ema[i]
+            e += ((d << 4) - e) >> 5
+            self._live_ema[i] = e
+            ppm = ((e >> 4) * 1000) // self._d_div[i]
+            self.live_ppm[i] = ppm
+            if ppm > lim:
+                self._early_run[i] += 1
+                if self._early_run[i] == _EARLY_FAIL_HOLD_S and not self.early_fail[i]:
+                    self.early_fail[i] = 1
+                    self._event(C.E_EARLY_FAIL, i, ppm)
+            else:
+                self._early_run[i] = 0
+
+    # ---------------------------------------------------------------- results
+    def _finish_blank(self):
+        try:
+            self.blank_fit = self.drift.fit()
+        except ValueError as e:
+            self._event(C.E_INVALID, C.F_LOADCELL, 0)
+            self.blank_error = str(e)
+            self._set_invalid(C.F_LOADCELL)
+        self._enter(PH_DONE)
+
+    def _corrected(self, kind, i):
+        r, acc, cnt = self.readings[(kind, i)]
+        if self.blank is None:
+            return r
+        cn, cd, vn, vd = drift.correction(self.blank[i], acc, cnt)
+        return V.corrected(r, cn, cd, vn, vd)
+
+    def _compute_verdict(self):
+        verdicts = []
+        for i in range(self.n):
+            z = self._corrected(1, i)
+            a = self._corrected(2, i)
+            bb = self._corrected(3, i)
+            try:
+                res = V.evaluate(z, a, bb, self.m, self.leak[i])
+            except V.VerdictError:
+                res = V.Result()
+                res.verdict = V.V_INVALID
+            if self.invalid:
+                res.verdict = V.V_INVALID
+            elif self.early_fail[i] and self.m["early_fail"] == "stop" and res.verdict != V.V_FAIL:
+                # the soak was cut short: without a full soak there is no PASS
+                res.verdict = V.V_INCONCLUSIVE
+            self.results[i] = res
+            verdicts.append(res.verdict)
+        self.verdict = V.overall(verdicts)
+        if self.log is not None:
+            self.log.verdict(self.verdict_record())
+
+    def verdict_record(self):
+        cells = []
+        for i in range(self.n):
+            r = self.results[i]
+            d = r.as_dict() if r is not None else {"verdict": "NONE"}
+            d["cell"] = i
+            d["leak_visible"] = self.leak[i]
+            d["early_fail"] = self.early_fail[i]
+            cells.append(d)
+        return {"verdict": V.VERDICT_NAMES[self.verdict], "cells": cells, "method": self.m["name"],
+                "fault": self.fault, "invalid": self.invalid,
+                "soak_in_spec_s": self.soak_in_spec_ms // 1000, "soak_total_s": self.soak_total_ms // 1000}
+
+    def final_verdict(self):
+        if self.phase == PH_ABORTED or self.fault:
+            return V.V_ABORTED
+        if self.invalid:
+            return V.V_INVALID
+        return self.verdict

@@ -1,0 +1,508 @@
+# Run log writer: binary, append-only, framed records. Byte format: docs/LOGFORMAT.md.
+#
+# Runs on the device (MicroPython) and under CPython (tests, host simulation).
+# Hot paths sample(), event() and poll() allocate nothing: records are built in preallocated
+# bytearrays, the CRC of hot-path records uses an allocation-free table CRC-32 (bit-identical to
+# binascii.crc32, which returns a long int above 2^30 on the device and so would allocate), and the
+# file gets `write(buf, 0, n)` (MicroPython streams) instead of a memoryview slice.
+# The file is written only at sync points: poll() when the sync period has elapsed, open(),
+# weigh(), verdict() and close(). A power cut loses at most what was not yet synced.
+from micropython import const
+from array import array
+import binascii
+import json
+import os
+import codes
+
+FORMAT_VERSION = const(1)
+
+# Sentinel in raw_counts for "no valid load-cell sample this second" (outside signed 24 bits,
+# inside MicroPython's small-int range so that reading it from an array('i') allocates nothing).
+MISSING = const(-0x20000000)
+
+# Record types (u8). Part of the format: never renumber, only append.
+T_HEADER = const(0x01)
+T_BLOCK = const(0x02)
+T_EVENT = const(0x03)
+T_WEIGH = const(0x04)
+T_VERDICT = const(0x05)
+T_END = const(0x06)
+
+# WEIGH kind codes. Part of the format: never renumber, only append.
+W_TARE = const(1)
+W_M0 = const(2)
+W_M1 = const(3)
+W_BLANK = const(4)
+W_SPAN = const(5)
+W_CHECK = const(6)
+W_INOVEN = const(7)
+
+# Sample change-mask bits
+M_DT = const(0x01)
+M_PHASE = const(0x02)
+M_FLAGS = const(0x04)
+M_TEMP = const(0x08)
+M_LCTEMP = const(0x10)
+M_PRESS = const(0x20)
+M_DUTY = const(0x40)
+M_CELLS = const(0x80)
+
+_SYNC0 = const(0xA5)
+_SYNC1 = const(0x5A)
+_MAX_BODY = const(65535)
+_SAMPLE_MAX = const(30)   # mask 1 + dt 5 + phase 1 + flags 3 + 4 x 5 (svarints)
+_CELL_MAX = const(5)
+_REC_OVH = const(32)      # frame (sync 2, type 1, len 2, seq <= 5, crc 4) + block header (<= 17)
+_EVENT_MAX = const(32)    # frame 14 + t_ms 5 + code 3 + a 5 + b 5
+
+# Worst-case bytes per second of run, per field, for the documented value ranges
+# (docs/LOGFORMAT.md "Flash space"): mask 1, phase 1, flags 3, temp 3, lc temp 3, pressure 3,
+# duty 2; per cell 4 (signed 24-bit delta).
+_WC_FIXED = const(16)
+_WC_CELL = const(4)
+_WC_BLOCK = const(24)     # frame + block header per block (one block per sync period)
+_WC_EVENT_ALLOW = const(32)   # bytes per event, budget of one event per 10 s
+_WC_CONST = const(16384)  # header + verdict + END allowance
+_WC_WEIGH_CELL = const(16384)  # weighing records per cell
+_WC_FS_SLACK = const(8192)    # littlefs metadata / partial blocks
+
+
+# ---- allocation-free CRC-32 (IEEE 802.3, reflected, poly 0xEDB88320), as two 16-bit halves ----
+_TH = array("H", [0] * 256)
+_TL = array("H", [0] * 256)
+
+
+def _crc_table():
+    for n in range(256):
+        hi = 0
+        lo = n
+        for _k in range(8):
+            if lo & 1:
+                lo = ((lo >> 1) | ((hi & 1) << 15)) ^ 0x8320
+                hi = (hi >> 1) ^ 0xEDB8
+            else:
+                lo = (lo >> 1) | ((hi & 1) << 15)
+                hi >>= 1
+        _TH[n] = hi
+        _TL[n] = lo
+
+
+_crc_table()
+
+
+def _crc_into(b, s, e):
+    # CRC-32 of b[s:e], stored little-endian at b[e:e+4]. No allocation.
+    th = _TH
+    tl = _TL
+    hi = 0xFFFF
+    lo = 0xFFFF
+    for i in range(s, e):
+        x = (lo ^ b[i]) & 0xFF
+        lo = ((lo >> 8) | ((hi & 0xFF) << 8)) ^ tl[x]
+        hi = (hi >> 8) ^ th[x]
+    lo ^= 0xFFFF
+    hi ^= 0xFFFF
+    b[e] = lo & 0xFF
+    b[e + 1] = lo >> 8
+    b[e + 2] = hi & 0xFF
+    b[e + 3] = hi >> 8
+
+
+# ---- varints (LEB128). Writers take (buf, pos, value) and return the new pos. ----
+def _wuv(b, p, v):
+    # unsigned LEB128; v >= 0
+    while v > 0x7F:
+        b[p] = (v & 0x7F) | 0x80
+        p += 1
+        v >>= 7
+    b[p] = v
+    return p + 1
+
+
+def _wsplit(b, p, q, s):
+    # unsigned LEB128 of 2*q + s (q >= 0, s in {0, 1}) without forming 2*q (stays within +-2^30)
+    x = ((q & 0x3F) << 1) | s
+    q >>= 6
+    while q:
+        b[p] = x | 0x80
+        p += 1
+        x = q & 0x7F
+        q >>= 7
+    b[p] = x
+    return p + 1
+
+
+def _wsv(b, p, v):
+    # zigzag + LEB128: 0,-1,1,-2,2 -> 0,1,2,3,4
+    if v < 0:
+        return _wsplit(b, p, ~v, 1)
+    return _wsplit(b, p, v, 0)
+
+
+def _begin(o, p, typ, seq):
+    o[p] = _SYNC0
+    o[p + 1] = _SYNC1
+    o[p + 2] = typ
+    return _wuv(o, p + 5, seq)
+
+
+def _finish(o, s, p):
+    # s: record start, p: end of body. Fills the length and the CRC; returns the record end.
+    n = p - s - 5
+    o[s + 3] = n & 0xFF
+    o[s + 4] = n >> 8
+    _crc_into(o, s + 2, p)
+    return p + 4
+
+
+def bytes_needed(run_s, n_cells, sync_every_s=10):
+    """Conservative flash bytes for a run of run_s seconds (1 Hz samples) with n_cells cells."""
+    if sync_every_s < 1:
+        sync_every_s = 1
+    per_s = _WC_FIXED + _WC_CELL * n_cells
+    blocks = run_s // sync_every_s + 2
+    events = run_s // 10 + 64
+    n = (run_s + 1) * per_s + blocks * _WC_BLOCK + events * _WC_EVENT_ALLOW
+    n += _WC_CONST + _WC_WEIGH_CELL * n_cells
+    return n + n // 16 + _WC_FS_SLACK
+
+
+def space_ok(path_dir, run_s, n_cells, statvfs=os.statvfs, sync_every_s=10):
+    """True when the filesystem holding path_dir has room for a whole run's log."""
+    try:
+        st = statvfs(path_dir)
+    except OSError:
+        return False
+    unit = st[1] if st[1] else st[0]
+    return unit * st[4] >= bytes_needed(run_s, n_cells, sync_every_s)
+
+
+class RunLog:
+    def __init__(self, n_cells, sync_every_s=10, keyframe_every=6):
+        if n_cells < 0 or n_cells > 255:
+            raise ValueError("n_cells")
+        self.n_cells = n_cells
+        self.sync_every_s = sync_every_s if sync_every_s > 0 else 1
+        self.keyframe_every = keyframe_every if keyframe_every > 0 else 1
+        w = _SAMPLE_MAX + _CELL_MAX * n_cells
+        cap = (self.sync_every_s + 4) * w
+        if cap + _REC_OVH > _MAX_BODY:
+            raise ValueError("block too large")
+        self._blk = bytearray(cap)
+        self._blim = cap - w              # room for one more worst-case sample while _nb <= _blim
+        ocap = 2 * (cap + _REC_OVH) + 32 * _EVENT_MAX
+        self._out = bytearray(ocap)
+        self._omv = memoryview(self._out)
+        self._blkroom = ocap - (cap + _REC_OVH)   # events never use the room kept for one block
+        # predictor state: t_prev, phase, flags, temp, lc temp, pressure, duty
+        self._st = array("i", [0] * 7)
+        self._ref = array("i", [0] * n_cells)      # last valid raw count per cell
+        self._cur = array("i", [MISSING] * n_cells)  # previous sample's value per cell
+        self._tmp = bytearray(16)
+        self._f = None
+        self._wmode = 0
+        self._reset()
+
+    def _reset(self):
+        self._seq = 0
+        self._nb = 0
+        self._ns = 0
+        self._bno = 0
+        self._kf = 0
+        self._t0 = 0
+        self._no = 0
+        self._tlast = 0
+        self._has_t = False
+        self._based = False
+        self._tsync = 0
+        self.n_samples = 0
+        self.dropped_samples = 0
+        self.dropped_events = 0
+        self.bytes_written = 0
+        self.syncs = 0
+        self.status = codes.OK
+
+    # ---- open / non-hot records ----
+    def open(self, path, header_dict, opener=open):
+        if self._f is not None:
+            self.close()
+        h = {}
+        if header_dict:
+            for k in header_dict:
+                h[k] = header_dict[k]
+        h["log"] = {"format": FORMAT_VERSION, "n_cells": self.n_cells,
+                    "sync_every_s": self.sync_every_s, "keyframe_every": self.keyframe_every}
+        rec_payload = json.dumps(h).encode()
+        f = opener(path, "wb")
+        self._reset()
+        self._f = f
+        # MicroPython streams take write(buf, off, n): no memoryview slice allocation per sync
+        try:
+            f.write(self._out, 0, 0)
+            self._wmode = 1
+        except TypeError:
+            self._wmode = 2
+        self._write_bytes(self._frame(T_HEADER, rec_payload))
+        self._flush()
+
+    def _frame(self, typ, payload):
+        n = len(payload)
+        t = self._tmp
+        q = _wuv(t, 5, self._seq)
+        body = q - 5 + n
+        if body > _MAX_BODY:
+            raise ValueError("record too large")
+        t[0] = _SYNC0
+        t[1] = _SYNC1
+        t[2] = typ
+        t[3] = body & 0xFF
+        t[4] = body >> 8
+        rec = bytearray(t[0:q])
+        rec.extend(payload)
+        crc = binascii.crc32(rec[2:]) & 0xFFFFFFFF
+        rec.extend(bytes((crc & 0xFF, (crc >> 8) & 0xFF, (crc >> 16) & 0xFF, (crc >> 24) & 0xFF)))
+        self._seq += 1
+        return rec
+
+    def _write_bytes(self, rec):
+        try:
+            self._f.write(rec)
+            self.bytes_written += len(rec)
+        except OSError:
+            self.status = codes.F_FLASH
+
+    def _write_out(self):
+        n = self._no
+        if n == 0:
+            return
+        self._no = 0
+        try:
+            if self._wmode == 1:
+                self._f.write(self._out, 0, n)
+            else:
+                self._f.write(self._omv[:n])
+            self.bytes_written += n
+        except OSError:
+            self.status = codes.F_FLASH
+
+    def _flush(self):
+        try:
+            self._f.flush()
+            self.syncs += 1
+        except OSError:
+            self.status = codes.F_FLASH
+
+    def _close_pending_block(self):
+        if self._ns and not self._close_block():
+            self._write_out()
+            self._close_block()
+
+    def _sync(self):
+        self._close_pending_block()
+        self._write_out()
+        self._flush()
+
+    def _sync_record(self, typ, payload):
+        # close the open block first so that the file stays in sequence order
+        self._close_pending_block()
+        rec = self._frame(typ, payload)
+        self._write_out()
+        self._write_bytes(rec)
+        self._flush()
+
+    def weigh(self, cell, kind, t_ms, lc_temp_c_x100, samples, n=-1, rejected=0):
+        """One weighing's raw data: accepted raw samples samples[0:n], rejected-glitch count. Written synced."""
+        if self._f is None:
+            return False
+        if n < 0:
+            n = len(samples)
+        buf = bytearray(32 + 5 * n)
+        buf[0] = cell & 0xFF
+        p = _wuv(buf, 1, kind & 0xFFFF)
+        p = _wsv(buf, p, t_ms)
+        p = _wsv(buf, p, lc_temp_c_x100)
+        p = _wuv(buf, p, rejected if rejected > 0 else 0)
+        p = _wuv(buf, p, n)
+        prev = 0
+        for i in range(n):
+            v = samples[i]
+            p = _wsv(buf, p, v - prev)
+            prev = v
+        self._sync_record(T_WEIGH, buf[0:p])
+        return True
+
+    def verdict(self, obj):
+        """The verdict (a JSON-serialisable dict). Written synced."""
+        if self._f is None:
+            return False
+        self._sync_record(T_VERDICT, json.dumps(obj).encode())
+        return True
+
+    def close(self):
+        """Write END (samples written, samples dropped, events dropped), sync, close the file."""
+        if self._f is None:
+            return
+        b = bytearray(16)
+        p = _wuv(b, 0, self.n_samples)
+        p = _wuv(b, p, self.dropped_samples)
+        p = _wuv(b, p, self.dropped_events)
+        self._sync_record(T_END, b[0:p])
+        try:
+            self._f.close()
+        except OSError:
+            self.status = codes.F_FLASH
+        self._f = None
+
+    # ---- hot paths: allocate nothing ----
+    def poll(self, now_s):
+        """Call every tick. Syncs (closes the sample block, writes, flush()) every sync_every_s.
+        Returns True when it synced."""
+        if self._f is None:
+            return False
+        if not self._based:
+            self._based = True
+            self._tsync = now_s
+            return False
+        if now_s - self._tsync < self.sync_every_s:
+            return False
+        self._tsync = now_s
+        self._sync()
+        return True
+
+    def event(self, t_ms, code, a, b):
+        if self._f is None:
+            return False
+        o = self._out
+        p = self._no
+        if p + _EVENT_MAX > self._blkroom:
+            self.dropped_events += 1
+            return False
+        s = p
+        p = _begin(o, p, T_EVENT, self._seq)
+        p = _wsv(o, p, t_ms)
+        p = _wuv(o, p, code & 0xFFFF)
+        p = _wsv(o, p, a)
+        p = _wsv(o, p, b)
+        self._no = _finish(o, s, p)
+        self._seq += 1
+        return True
+
+    def _close_block(self):
+        # frame the open sample block into the pending buffer; False if it does not fit
+        ns = self._ns
+        if ns == 0:
+            return True
+        nb = self._nb
+        o = self._out
+        s = self._no
+        if s + nb + _REC_OVH > len(o):
+            return False
+        p = _begin(o, s, T_BLOCK, self._seq)
+        kf = self._kf
+        o[p] = kf
+        p = _wuv(o, p + 1, self._bno)
+        if kf:
+            o[p] = self.n_cells
+            p = _wsv(o, p + 1, self._t0)
+        p = _wuv(o, p, ns)
+        b = self._blk
+        for i in range(nb):
+            o[p + i] = b[i]
+        self._no = _finish(o, s, p + nb)
+        self._seq += 1
+        self._bno += 1
+        self._nb = 0
+        self._ns = 0
+        return True
+
+    def sample(self, t_s, phase, flags, temp_c_x100, lc_temp_c_x100, pressure_pa, duty_permille, raw_counts):
+        """One 1 Hz sample. raw_counts: array('i') of n_cells signed 24-bit counts or MISSING.
+        t_s must increase; a sample with t_s <= the previous one is dropped (counted)."""
+        if self._f is None:
+            return False
+        if self._has_t and t_s <= self._tlast:
+            self.dropped_samples += 1
+            return False
+        if self._nb > self._blim and not self._close_block():
+            self.dropped_samples += 1
+            return False
+        st = self._st
+        ref = self._ref
+        cur = self._cur
+        n = self.n_cells
+        if self._ns == 0:
+            self._t0 = t_s
+            if self._bno % self.keyframe_every == 0:
+                self._kf = 1
+                st[0] = t_s - 1
+                for i in range(1, 7):
+                    st[i] = 0
+                for c in range(n):
+                    ref[c] = 0
+                    cur[c] = MISSING
+            else:
+                self._kf = 0
+        b = self._blk
+        p0 = self._nb
+        p = p0 + 1
+        m = 0
+        d = t_s - st[0]
+        if d != 1:
+            m = M_DT
+            p = _wsv(b, p, d)
+        st[0] = t_s
+        phase &= 0xFF
+        if phase != st[1]:
+            m |= M_PHASE
+            b[p] = phase
+            p += 1
+            st[1] = phase
+        flags &= 0xFFFF
+        if flags != st[2]:
+            m |= M_FLAGS
+            p = _wuv(b, p, flags)
+            st[2] = flags
+        if temp_c_x100 != st[3]:
+            m |= M_TEMP
+            p = _wsv(b, p, temp_c_x100 - st[3])
+            st[3] = temp_c_x100
+        if lc_temp_c_x100 != st[4]:
+            m |= M_LCTEMP
+            p = _wsv(b, p, lc_temp_c_x100 - st[4])
+            st[4] = lc_temp_c_x100
+        if pressure_pa != st[5]:
+            m |= M_PRESS
+            p = _wsv(b, p, pressure_pa - st[5])
+            st[5] = pressure_pa
+        if duty_permille != st[6]:
+            m |= M_DUTY
+            p = _wsv(b, p, duty_permille - st[6])
+            st[6] = duty_permille
+        ch = False
+        for c in range(n):
+            if raw_counts[c] != cur[c]:
+                ch = True
+                break
+        if ch:
+            m |= M_CELLS
+            for c in range(n):
+                v = raw_counts[c]
+                if v == MISSING:
+                    b[p] = 0
+                    p += 1
+                else:
+                    d = v - ref[c]
+                    # code = zigzag(d) + 1  (0 means MISSING)
+                    if d >= 0:
+                        p = _wsplit(b, p, d, 1)
+                    else:
+                        p = _wsplit(b, p, -d, 0)
+                    ref[c] = v
+                cur[c] = v
+        b[p0] = m
+        self._nb = p
+        self._ns += 1
+        self.n_samples += 1
+        self._tlast = t_s
+        self._has_t = True
+        return True
