@@ -10,10 +10,13 @@ from array import array
 
 import codes as C
 import verdict as V
+from fixedpt import div_half_even
 import drift
 from weigh import Window, W_STABLE, W_ERR_TIMEOUT, STATE_NAMES
 from pid import Pid
 from safety import HeaterGuard, VacuumGuard, LoadcellWatchdog
+
+FW_VERSION = "0.3.0"
 
 _TICK_MS = const(1000)
 _SUB_MS = const(100)
@@ -77,7 +80,8 @@ class Controller:
         tmo = method["weigh_timeout_s"] * 10
         self.windows = [Window(n=wn, stable_sd_counts=stable_counts, hold=hold, timeout_samples=tmo,
                                spike_counts=_SPIKE_COUNTS) for _ in range(n)]
-        self.raw = array("i", bytes(4 * n))         # latest raw per channel (MISSING if none)
+        self.raw = array("i", bytes(4 * n))         # latest accepted raw per channel
+        self._lograw = array("i", bytes(4 * n))     # as logged (runlog.MISSING when not fresh)
         self.valid = bytearray(n)
         self.live_ppm = array("i", bytes(4 * n))
         self._live_ema = array("i", bytes(4 * n))   # counts offset from m0 mean, << 4
@@ -336,15 +340,17 @@ class Controller:
 
     def _weigh_finish(self, kind):
         self._weighing = 0
+        # the weighing's load-cell temperature: the logged integer is what the verdict uses, so
+        # that `ovenctl verify` can recompute the verdict from the log alone
+        lct = div_half_even(self._lct_acc, self._lct_cnt) if self._lct_cnt else self.lc_temp_c_x100
         for i in range(self.n):
             w = self.windows[i]
             n, total, m2n = w.result()
-            self.readings[(kind, i)] = (V.reading(n, total, m2n), self._lct_acc, self._lct_cnt)
+            self.readings[(kind, i)] = (V.reading(n, total, m2n), lct, 1)
             if self.log is not None:
                 buf = array("i", bytes(4 * n))
                 w.samples_into(buf)
-                self.log.weigh(i, kind, self.b.ticks_diff(self.now_ms, self.t0_ms),
-                               self._lct_acc // self._lct_cnt, buf, n, w.rejected)
+                self.log.weigh(i, kind, self.b.ticks_diff(self.now_ms, self.t0_ms), lct, buf, n, w.rejected)
 
     def _ref_counts(self, kind, i):
         r = self.readings[(kind, i)][0]
@@ -352,37 +358,66 @@ class Controller:
 
     # ---------------------------------------------------------------- the run
     def run(self):
+        """Run the whole test; returns the verdict code. Outputs are safe on every exit."""
+        self.start()
+        try:
+            while self.step():
+                pass
+        finally:
+            self.b.outputs_safe()
+        self.finish()
+        return self.verdict
+
+    def start(self):
         b = self.b
         b.outputs_safe()
         self.now_ms = b.ticks_ms()
         self.t0_ms = self.now_ms
+        self._next_ms = self.now_ms
+        self._last_tick_ms = self.now_ms
         self._enter(PH_PRECHECK)
-        next_ms = self.now_ms
-        last_tick = self.now_ms
-        try:
-            while self.phase != PH_DONE and self.phase != PH_ABORTED:
-                if self._weighing:
-                    next_ms += _SUB_MS
-                    b.wait_until_ms(next_ms)
-                    self.now_ms = next_ms
-                    self._weigh_sub()
-                    if b.ticks_diff(next_ms, last_tick) < _TICK_MS:
-                        continue
-                else:
-                    next_ms += _TICK_MS
-                    b.wait_until_ms(next_ms)
-                    self.now_ms = next_ms
-                last_tick = next_ms
-                self._tick()
-                if self.live_tick is not None:
-                    self.live_tick(self)
-        finally:
-            b.outputs_safe()
+
+    def running(self):
+        return self.phase != PH_DONE and self.phase != PH_ABORTED
+
+    def step(self):
+        """Advance to the next control tick (waiting through the 100 ms weighing sub-ticks before
+        it). Returns False once the run has ended. Callers that must service other work (a serial
+        link, a display) call step() in their own loop instead of run()."""
+        if not self.running():
+            return False
+        b = self.b
+        if self._weighing:
+            while True:
+                self._next_ms += _SUB_MS
+                b.wait_until_ms(self._next_ms)
+                self.now_ms = self._next_ms
+                self._weigh_sub()
+                if b.ticks_diff(self._next_ms, self._last_tick_ms) >= _TICK_MS:
+                    break
+        else:
+            self._next_ms += _TICK_MS
+            b.wait_until_ms(self._next_ms)
+            self.now_ms = self._next_ms
+        self._last_tick_ms = self._next_ms
+        self._tick()
+        if self.live_tick is not None:
+            self.live_tick(self)
+        return self.running()
+
+    def abort(self, code=C.F_OPERATOR_ABORT):
+        """Operator or host abort: outputs safe at once, verdict ABORTED."""
+        if self.running():
+            self._raise_fault(code, 0)
+
+    def finish(self):
+        self.b.outputs_safe()
         if self.phases:
             self.phases[-1][2] = self.t_s()
         if self.log is not None:
+            # every run ends with a verdict record, also an aborted one (it can then never be PASS)
+            self.log.verdict(self.verdict_record())
             self.log.close()
-        return self.verdict
 
     def _tick(self):
         """One control tick: sensors, safety, phase logic, heater, vacuum, log, watchdog."""
@@ -433,11 +468,11 @@ class Controller:
         return f
 
     def _log_sample(self):
+        lr = self._lograw
         for i in range(self.n):
-            if not self.valid[i]:
-                self.raw[i] = -0x20000000 if not self._weighing else self.raw[i]
+            lr[i] = self.raw[i] if self.valid[i] else -0x20000000    # runlog.MISSING
         self.log.sample(self.t_s(), self.phase, self._flags(), self.temp_c_x100, self.lc_temp_c_x100,
-                        self.pressure_pa, self.duty_ppm // 1000, self.raw)
+                        self.pressure_pa, self.duty_ppm // 1000, lr)
         self.log.poll(self.t_s())
 
     # ---------------------------------------------------------------- phases
@@ -705,19 +740,17 @@ class Controller:
             self.results[i] = res
             verdicts.append(res.verdict)
         self.verdict = V.overall(verdicts)
-        if self.log is not None:
-            self.log.verdict(self.verdict_record())
 
     def verdict_record(self):
         cells = []
         for i in range(self.n):
             r = self.results[i]
-            d = r.as_dict() if r is not None else {"verdict": "NONE"}
+            d = r.as_dict() if r is not None else {"verdict": V.VERDICT_NAMES[self.final_verdict()]}
             d["cell"] = i
             d["leak_visible"] = self.leak[i]
             d["early_fail"] = self.early_fail[i]
             cells.append(d)
-        return {"verdict": V.VERDICT_NAMES[self.verdict], "cells": cells, "method": self.m["name"],
+        return {"verdict": V.VERDICT_NAMES[self.final_verdict()], "cells": cells, "method": self.m["name"],
                 "fault": self.fault, "invalid": self.invalid,
                 "soak_in_spec_s": self.soak_in_spec_ms // 1000, "soak_total_s": self.soak_total_ms // 1000}
 

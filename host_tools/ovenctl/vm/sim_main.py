@@ -1,11 +1,13 @@
 # `ovenctl sim` inside the MicroPython VM: the firmware application drives the simulated bench.
 # hostargs.arg is the normalized scenario (JSON). Output: "@@P ..." progress lines, one
 # "@@RESULT {json}" line, and with a log requested "@@LOG <hex>" chunks of the run log.
+import binascii
 import json
 import hostargs
 
 import app
 import methods
+import runlog
 import verdict as V
 import codes as C
 from sim.model import Bench
@@ -37,6 +39,24 @@ def _faults(c, t_off):
     return [{"code": f[0], "name": _FAULT_NAMES.get(f[0], str(f[0])), "t_s": f[1] + t_off} for f in c.faults]
 
 
+class MemFile:
+    # The device's log file, kept in memory and handed to the host at the end of the run.
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, buf, off=0, n=-1):
+        if n < 0:
+            n = len(buf) - off
+        self.data.extend(memoryview(buf)[off:off + n])
+        return n
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
 def main():
     method = methods.validate(scn["method"])
     bench = Bench(scn)
@@ -58,7 +78,17 @@ def main():
     bench.set_ambient_ramp(t_start_s, t_start_s + 30000, scn["ambient_c"], scn["ambient_end_c"])
     for f in scn.get("faults", []):
         bench.add_fault(f["kind"], t_start_s + f["at_s"], f.get("duration_s"), f.get("channel"))
-    c = app.Controller(board, method, mode=app.MODE_TEST, blank=blank_fit, counts_per_g=board.counts_per_g)
+    log = None
+    mem = None
+    if opts.get("log"):
+        mem = MemFile()
+        log = runlog.RunLog(bench.n_cells)
+        header = {"run_id": "sim-%d" % scn["seed"], "fw_version": app.FW_VERSION, "board": "sim",
+                  "mode": "test", "method": method, "cells": ["cell-%d" % (i + 1) for i in range(bench.n_cells)],
+                  "calibration": {"counts_per_g": board.counts_per_g, "span": "nominal", "blank": blank_fit},
+                  "scenario_seed": scn["seed"]}
+        log.open("run.log", header, opener=lambda p, m: mem)
+    c = app.Controller(board, method, mode=app.MODE_TEST, blank=blank_fit, log=log, counts_per_g=board.counts_per_g)
     c.live_tick = _progress
     c.run()
     fv = c.final_verdict()
@@ -90,6 +120,10 @@ def main():
         "operator_answers": board.operator.answers,
     })
     print("@@RESULT " + json.dumps(out))
+    if mem is not None:
+        data = mem.data
+        for k in range(0, len(data), 4096):
+            print("@@LOG " + binascii.hexlify(data[k:k + 4096]).decode())
 
 
 main()
