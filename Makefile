@@ -21,10 +21,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 	touch $@
 
 test: setup
-	$(PYTEST) -q tests
+	$(PYTEST) -q -n 2 tests
 
 demo: setup
-	$(OVENCTL) demo
+	$(OVENCTL) sim --scenario boards/sim/scenarios/default.json --progress 1800
 
 bench: setup
 	mkdir -p build

@@ -49,11 +49,14 @@ PR_LEAK = const(2)          # cell N: visible leakage? YES / NO
 
 _P_ATM_MIN_PA = const(90000)      # "vented": at least this pressure
 _LEAK_TEST_MS = const(60000)      # pump isolated for this long during the leak-rate check
+_PUMPDOWN_SLOW_MS = const(600000)  # a healthy chamber reaches the vacuum level well within this
 _VENT_SETTLE_MS = const(600000)   # after venting: cells re-equilibrate in air before weighing
 _SOAK_DEV_SKIP_MS = const(600000)  # soak_temp_max_dev ignores the first 10 minutes
 _EARLY_FAIL_HOLD_S = const(60)
+_SOAK_ENTRY_HOLD_MS = const(60000)  # in tolerance and at vacuum this long before the soak clock starts
 _LIVE_U_PPM = const(1000)         # margin of the in-oven live estimate (buoyancy, convection, drift)
-_OFF_RISE_C_X100 = const(300)     # heater commanded off yet temperature rising this much: stuck on
+_OFF_RISE_C_X100 = const(100)     # heater commanded off yet rising this much within _OFF_WINDOW_MS:
+_OFF_WINDOW_MS = const(30000)     # the SSR is stuck on (ambient drifts are 1000x slower)
 _VAC_LOST_GRACE_MS = const(1800000)  # a vacuum loss this long ends the run; shorter is an excursion
 _LC_TIMEOUT_MS = const(5000)
 _SPIKE_COUNTS = const(500)
@@ -98,6 +101,10 @@ class Controller:
         self._spike_pending = bytearray(n)
         self._have_raw = 0
         self._retries = 0
+        self._glitch_t_ms = 0
+        self._entry_ok_ms = 0
+        self._off_ref_ms = 0
+        self._vac_exc = 0
         self.blank_error = None
         if blank is not None:
             for i in range(n):
@@ -236,12 +243,15 @@ class Controller:
         if f:
             return f
         if sp <= 0 and self.tc_status == C.OK:
-            # heater commanded off: a rising oven means the SSR is stuck on
+            # heater commanded off: an oven that heats up means the SSR is stuck on
             t = self.temp_c_x100
             if t < self._off_min_c_x100:
                 self._off_min_c_x100 = t
-            elif t - self._off_min_c_x100 > _OFF_RISE_C_X100:
+            if t - self._off_min_c_x100 > _OFF_RISE_C_X100:
                 return C.F_RUNAWAY
+            if self.b.ticks_diff(self.now_ms, self._off_ref_ms) >= _OFF_WINDOW_MS:
+                self._off_ref_ms = self.now_ms
+                self._off_min_c_x100 = t
         vac_req = 1 if self.phase == PH_SOAK or self.phase == PH_HEATUP else 0
         return self.vguard.check(self.now_ms, self.p_status, self.pressure_pa, vac_req)
 
@@ -259,6 +269,14 @@ class Controller:
     def _vacuum_hysteresis(self):
         lim = self.m["vacuum_pa"]
         p = self.pressure_pa
+        if self.phase != PH_SOAK:
+            # outside the soak a vacuum loss is not an in-spec excursion, but it is recorded
+            if p > lim and not self._vac_exc:
+                self._vac_exc = 1
+                self._event(C.E_VAC_EXCURSION, 1, p)
+            elif p <= lim and self._vac_exc:
+                self._vac_exc = 0
+                self._event(C.E_VAC_EXCURSION, 0, p)
         if p > lim // 2:
             self._set_pump(1)
         elif p < lim // 5:
@@ -347,6 +365,8 @@ class Controller:
             w = self.windows[i]
             n, total, m2n = w.result()
             self.readings[(kind, i)] = (V.reading(n, total, m2n), lct, 1)
+            if w.rejected:
+                self._event(C.E_LC_GLITCH, i, w.rejected)
             if self.log is not None:
                 buf = array("i", bytes(4 * n))
                 w.samples_into(buf)
@@ -447,6 +467,12 @@ class Controller:
         self._heater(_TICK_MS)
         if self.drift is not None:
             self.drift.add(self.lc_temp_c_x100, self.pressure_pa, self.raw, self.valid)
+        if self.b.ticks_diff(self.now_ms, self._glitch_t_ms) >= 60000:
+            self._glitch_t_ms = self.now_ms
+            for i in range(self.n):
+                if self._glitches[i]:
+                    self._event(C.E_LC_GLITCH, i, self._glitches[i])
+                    self._glitches[i] = 0
         if self.log is not None:
             self._log_sample()
         self.b.wdt_feed()
@@ -575,6 +601,9 @@ class Controller:
         if self._leak_stage == 0:
             self._set_vent(0)
             self._set_pump(1)
+            if not self._vac_exc and self._phase_ms() >= _PUMPDOWN_SLOW_MS:
+                self._vac_exc = 1         # slow pump-down: a leak or a weak pump, recorded
+                self._event(C.E_VAC_EXCURSION, 2, p)
             if p <= m["vacuum_pa"] // 2:
                 # isolate the chamber and watch the rise: the leak-rate check
                 self._set_pump(0)
@@ -601,8 +630,15 @@ class Controller:
             self._raise_fault(C.F_HEATUP_TIMEOUT, self.temp_c_x100)
             return
         dev = self.temp_c_x100 - self.setpoint_c_x100
-        if -m["tol_c_x100"] <= dev <= m["tol_c_x100"] and self.pressure_pa <= m["vacuum_pa"]:
+        if not (-m["tol_c_x100"] <= dev <= m["tol_c_x100"] and self.pressure_pa <= m["vacuum_pa"]):
+            self._entry_ok_ms = 0
+            return
+        if not self._entry_ok_ms:
+            self._entry_ok_ms = self.now_ms
             self.heatup_s = self._phase_ms() // 1000
+        # the soak clock starts once the oven has stayed in spec for a minute: no start-up
+        # flicker at the edge of the band is counted as soak or reported as an excursion
+        if self.b.ticks_diff(self.now_ms, self._entry_ok_ms) >= _SOAK_ENTRY_HOLD_MS:
             self._enter(PH_SOAK)
             self.soak_in_spec_ms = 0
             self.soak_total_ms = 0

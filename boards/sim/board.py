@@ -81,7 +81,7 @@ class SimOperator:
             self._due_ms = now + 20000
         elif code == PR_LEAK:
             self._event = C.EV_YES if b.bench.leak_visible(cell) else C.EV_NO
-            self._due_ms = now + 5000
+            self._due_ms = now + 15000
             self.answers.append([cell, self._event == C.EV_YES])
 
     def poll(self):

@@ -77,6 +77,20 @@ def format_progress(p):
         p["duty_pct"], p["soak_s"] / 3600, live)
 
 
+def screen_box(lines, cols=21):
+    """The controller's 128x64 display as text: the first line (the verdict) is drawn big."""
+    out = ["  +" + "-" * (cols + 2) + "+"]
+    for k, ln in enumerate(lines):
+        if k == 0:
+            big = " ".join(ln)
+            out.append("  | " + big.center(cols) + " |")
+            out.append("  | " + ("=" * len(big)).center(cols) + " |")
+        else:
+            out.append("  | " + ln.ljust(cols) + " |")
+    out.append("  +" + "-" * (cols + 2) + "+")
+    return out
+
+
 def summary(res, path):
     out = []
     out.append("scenario %s — method %s, %d cell(s)" % (path, res["method"], len(res["cells"])))
@@ -107,6 +121,10 @@ def summary(res, path):
                 i + 1, c["verdict"], c["loss_pct_x100"] / 100, c["loss_ppm"], c["u_ppm"],
                 "yes" if c["leak_visible"] else "no", c["true_loss_ppm"]))
     out.append("VERDICT: %s" % res["verdict"])
+    if res.get("screen"):
+        out.append("")
+        out.append("controller display:")
+        out.extend(screen_box(res["screen"]))
     out.append("simulated %.0f s in %.1f s wall (%.0f×)" % (res["sim_s"], res["wall_s"], res["sim_speedup"] or 0))
     return "\n".join(out)
 

@@ -107,6 +107,18 @@ def _fault_kind(path, v):
     return v
 
 
+PHASES = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK", "COOLDOWN", "VENT",
+          "FINAL_WEIGH", "LEAK_CHECK")
+
+
+def _phase_name(path, v):
+    if not isinstance(v, str):
+        raise _wrong_type(path, "a phase name", v)
+    if v not in PHASES:
+        raise ScenarioError("%s: unknown phase %r (known: %s)" % (path, v, ", ".join(PHASES)))
+    return v
+
+
 _REQUIRED = object()
 
 # key -> (validator, default); a default of _REQUIRED makes the key mandatory.  Defaults go through
@@ -136,6 +148,7 @@ FAULT_FIELDS = {
     "at_s": (_number(0.0, 1e6), 0.0),
     "duration_s": (_nullable(_number(0.001, 1e6)), None),
     "channel": (_nullable(_integer(0, MAX_CELLS - 1)), None),
+    "phase": (_nullable(_phase_name), None),
 }
 
 

@@ -46,7 +46,7 @@ def test_partial_nested_objects():
     assert n["load_cell"] == dict(DEFAULTS["load_cell"], noise_counts_rms=5.0)
     assert n["oven"] == dict(DEFAULTS["oven"], heater_w=800.0)
     assert n["vacuum"] == DEFAULTS["vacuum"]
-    assert n["faults"] == [{"kind": "vacuum_leak", "at_s": 3600.0, "duration_s": None, "channel": None}]
+    assert n["faults"] == [{"kind": "vacuum_leak", "at_s": 3600.0, "duration_s": None, "channel": None, "phase": None}]
     assert isinstance(n["cells"][0]["mass_g"], float)
 
 

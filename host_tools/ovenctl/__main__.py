@@ -1,0 +1,5 @@
+import sys
+
+from ovenctl.cli import main
+
+sys.exit(main())

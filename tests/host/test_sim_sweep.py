@@ -1,0 +1,110 @@
+"""Issue 3 sweeps on the simulated bench (firmware under CPython; test_sim_vm.py checks that the
+VM gives the same results): accuracy of the loss against the model's truth, and every fault kind
+injected in every phase."""
+import pytest
+
+from ovenctl import sweep
+from ovenctl.logfile import read_log
+
+LIMIT_PPM = 5000
+
+
+@pytest.fixture(scope="module")
+def blank_cache():
+    return sweep.BlankCache()
+
+
+@pytest.fixture(scope="module")
+def accuracy(blank_cache):
+    return sweep.accuracy_sweep(blank_cache)
+
+
+def test_accuracy_within_100_ppm(accuracy):
+    rows, summary = accuracy
+    assert summary["accuracy_cases"] >= 24
+    for r in rows:
+        assert r["loss_ppm"] is not None, r
+        assert abs(r["err_ppm"]) <= 100, r
+    assert summary["accuracy_worst_ppm"] <= 100
+
+
+def test_no_pass_above_the_limit(accuracy):
+    rows, _ = accuracy
+    above = [r for r in rows if r["true_loss_ppm"] > LIMIT_PPM]
+    below = [r for r in rows if r["true_loss_ppm"] + 200 < LIMIT_PPM]
+    assert above and below, "the sweep must straddle the limit"
+    for r in above:
+        assert r["verdict"] != "PASS", r
+    for r in below:
+        assert r["verdict"] == "PASS", r
+
+
+@pytest.fixture(scope="module")
+def base(blank_cache):
+    res, _ = sweep.run({"seed": 7}, blank_cache)
+    assert res["verdict"] == "PASS"
+    return res
+
+
+CASES = [(k, p) for k in sweep.FAULT_KINDS for p in sweep.PHASES]
+
+
+@pytest.mark.parametrize("kind,phase", CASES, ids=["%s@%s" % c for c in CASES])
+def test_fault_in_phase(kind, phase, blank_cache, base):
+    want_log = kind == "loadcell_disconnect" and phase in ("TARE", "INITIAL_WEIGH", "FINAL_WEIGH")
+    res, log = sweep.run(sweep.fault_case(kind, phase), blank_cache, want_log=want_log)
+    inj = [i for i in res["injected"] if i[3] == phase]
+    assert inj, "fault was not injected"
+    start_s = inj[0][1]
+    if not sweep.observable(kind, phase):
+        # no physical effect: the run must look like the fault-free one
+        assert res["verdict"] == base["verdict"]
+        return
+    assert sweep.detected(kind, res), (res["faults"], res["events"][-10:])
+    if kind in ("thermocouple_open", "thermocouple_short", "heater_stuck_on", "heater_dead"):
+        assert res["verdict"] != "PASS"
+        assert res["verdict"] == "ABORTED"
+        fault_t = res["faults"][0]["t_s"]
+        # heater (and pump) off within one control tick of the detection...
+        assert any(fault_t <= t <= fault_t + 1 for t in res["safe_calls_s"]), (fault_t, res["safe_calls_s"])
+        if kind.startswith("thermocouple"):
+            # ...and the detection is the first tick that reads the faulty thermocouple
+            assert fault_t - start_s <= 1.0, (start_s, fault_t)
+    elif kind == "vacuum_leak":
+        if phase == "SOAK":
+            assert res["soak_total_s"] > res["soak_in_spec_s"] >= 21600
+        if res["verdict"] == "PASS":
+            assert res["soak_in_spec_s"] >= 21600
+    elif kind == "loadcell_glitches":
+        assert res["verdict"] == base["verdict"]
+        c, b = res["cells"][0], base["cells"][0]
+        assert abs(c["loss_ppm"] - b["loss_ppm"]) <= c["u_ppm"]
+    elif kind == "loadcell_disconnect":
+        assert res["verdict"] in (base["verdict"], "ABORTED", "INVALID")
+        if log is not None:
+            lg = read_log(log)
+            assert lg.weighings
+            for w in lg.weighings:
+                samples = w["samples"]
+                assert len(samples) == 64
+                assert all(-0x800000 < x < 0x7FFFFF for x in samples), "a weighing used missing data"
+
+
+def test_vacuum_leak_beyond_grace_ends_the_run(blank_cache):
+    scn = {"seed": 7, "faults": [{"kind": "vacuum_leak", "phase": "SOAK", "at_s": 600, "duration_s": 4000}]}
+    res, _ = sweep.run(scn, blank_cache)
+    assert res["verdict"] == "ABORTED"
+    assert res["faults"][0]["name"] == "VACUUM_LOST"
+
+
+def test_soak_that_cannot_complete_is_invalid(blank_cache):
+    # repeated vacuum losses: in-spec time cannot reach 6 h within the maximum total soak time
+    faults = [{"kind": "vacuum_leak", "phase": "SOAK", "at_s": 600 + 2400 * k, "duration_s": 1500} for k in range(8)]
+    res, _ = sweep.run({"seed": 7, "faults": faults}, blank_cache)
+    assert res["verdict"] == "INVALID", res["verdict"]
+    assert res["soak_in_spec_s"] < 21600
+
+
+def test_leak_answer_yes_fails(blank_cache):
+    res, _ = sweep.run({"seed": 7, "cells": [{"leak_visible": True}]}, blank_cache)
+    assert res["verdict"] == "FAIL" and res["cells"][0]["leak_visible"] == 1
