@@ -38,7 +38,42 @@ def section_core():
     }
 
 
-SECTIONS = {"core": section_core}
+def section_sim():
+    """The default scenario in the MicroPython VM, with the run log written as on a device."""
+    import math
+    from ovenctl import cmd_sim
+    from ovenctl.scenario import load_scenario
+    scn = load_scenario(os.path.join(ROOT, "boards", "sim", "scenarios", "default.json"))
+    res, log = cmd_sim.simulate(scn, want_log=True)
+    ov = scn["oven"]
+    t_inf = scn["ambient_c"] + ov["heater_w"] / ov["loss_w_per_c"]
+    tau = ov["heat_capacity_j_per_c"] / ov["loss_w_per_c"]
+    t0 = res["phase_start_chamber_c"]["HEATUP"]
+    t_min = tau * math.log((t_inf - t0) / (t_inf - 118.0))
+    c = res["cells"][0]
+    return {
+        "sim_verdict": res["verdict"],
+        "sim_s": res["sim_s"],
+        "sim_wall_s": res["wall_s"],
+        "sim_speedup": res["sim_speedup"],
+        "soak_temp_max_dev_c": res["soak_temp_max_dev_c"],
+        "heatup_overshoot_c": res["heatup_overshoot_c"],
+        "heatup_s": res["heatup_s"],
+        "heatup_full_power_min_s": round(t_min, 1),
+        "heatup_ratio": round(res["heatup_s"] / t_min, 3),
+        "default_loss_error_ppm": round(c["loss_ppm"] - c["true_loss_ppm"], 1),
+        "log_bytes_default_run": len(log),
+        "log_bytes_per_run_hour_per_cell": round(len(log) / (res["test_sim_s"] / 3600.0) / len(res["cells"])),
+    }
+
+
+def section_accuracy():
+    from ovenctl import sweep
+    rows, summary = sweep.accuracy_sweep()
+    return summary
+
+
+SECTIONS = {"core": section_core, "sim": section_sim, "accuracy": section_accuracy}
 
 
 def main():
