@@ -8,6 +8,8 @@ STAMP   := .venv/.setup-stamp
 
 .PHONY: setup test demo bench clean
 
+include mk/lint.mk
+
 setup: $(STAMP) node_modules/.package-lock.json
 
 $(STAMP): requirements.txt pyproject.toml

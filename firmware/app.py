@@ -157,6 +157,8 @@ class Controller:
         self.verdict = V.V_NONE
         self.blank_fit = None
         self.live_tick = None       # optional callback(controller) once per control tick
+        self.link_poll = None       # optional callable() once per control tick: the serial link
+        #                             (link.Link.poll: bounded work, allocation-free when idle)
 
     # ---------------------------------------------------------------- time and events
     def t_s(self):
@@ -423,6 +425,8 @@ class Controller:
         self._tick()
         if self.live_tick is not None:
             self.live_tick(self)
+        if self.link_poll is not None:
+            self.link_poll()
         return self.running()
 
     def abort(self, code=C.F_OPERATOR_ABORT):
@@ -494,12 +498,15 @@ class Controller:
         return f
 
     def _log_sample(self):
+        log = self.log
+        if log is None:
+            return
         lr = self._lograw
         for i in range(self.n):
             lr[i] = self.raw[i] if self.valid[i] else -0x20000000    # runlog.MISSING
-        self.log.sample(self.t_s(), self.phase, self._flags(), self.temp_c_x100, self.lc_temp_c_x100,
-                        self.pressure_pa, self.duty_ppm // 1000, lr)
-        self.log.poll(self.t_s())
+        log.sample(self.t_s(), self.phase, self._flags(), self.temp_c_x100, self.lc_temp_c_x100,
+                   self.pressure_pa, self.duty_ppm // 1000, lr)
+        log.poll(self.t_s())
 
     # ---------------------------------------------------------------- phases
     def _other_phase(self, ph):
@@ -742,8 +749,11 @@ class Controller:
 
     # ---------------------------------------------------------------- results
     def _finish_blank(self):
+        rec = self.drift
         try:
-            self.blank_fit = self.drift.fit()
+            if rec is None:
+                raise ValueError("not a blank run")
+            self.blank_fit = rec.fit()
         except ValueError as e:
             self._event(C.E_INVALID, C.F_LOADCELL, 0)
             self.blank_error = str(e)
@@ -781,7 +791,7 @@ class Controller:
         cells = []
         for i in range(self.n):
             r = self.results[i]
-            d = r.as_dict() if r is not None else {"verdict": V.VERDICT_NAMES[self.final_verdict()]}
+            d = r.as_dict() if r is not None else {"verdict": V.VERDICT_NAMES[self.final_verdict()], "cell": i}
             d["cell"] = i
             d["leak_visible"] = self.leak[i]
             d["early_fail"] = self.early_fail[i]

@@ -265,29 +265,36 @@ class RunLog:
         return rec
 
     def _write_bytes(self, rec):
+        f = self._f
+        if f is None:
+            return
         try:
-            self._f.write(rec)
+            f.write(rec)
             self.bytes_written += len(rec)
         except OSError:
             self.status = codes.F_FLASH
 
     def _write_out(self):
         n = self._no
-        if n == 0:
+        f = self._f
+        if n == 0 or f is None:
             return
         self._no = 0
         try:
             if self._wmode == 1:
-                self._f.write(self._out, 0, n)
+                f.write(self._out, 0, n)
             else:
-                self._f.write(self._omv[:n])
+                f.write(self._omv[:n])
             self.bytes_written += n
         except OSError:
             self.status = codes.F_FLASH
 
     def _flush(self):
+        f = self._f
+        if f is None:
+            return
         try:
-            self._f.flush()
+            f.flush()
             self.syncs += 1
         except OSError:
             self.status = codes.F_FLASH
