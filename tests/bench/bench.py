@@ -73,7 +73,13 @@ def section_accuracy():
     return summary
 
 
-SECTIONS = {"core": section_core, "sim": section_sim, "accuracy": section_accuracy}
+def section_pull():
+    """A finished 6-hour run log pulled from the virtual device: ovenctl pull vs mpremote fs cp."""
+    from ovenctl.bench_link import bench_pull
+    return bench_pull()
+
+
+SECTIONS = {"core": section_core, "sim": section_sim, "accuracy": section_accuracy, "pull": section_pull}
 
 
 def main():
