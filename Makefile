@@ -26,7 +26,7 @@ test: setup
 	$(PYTEST) -q -n 2 tests
 
 demo: setup
-	$(OVENCTL) sim --scenario boards/sim/scenarios/default.json --progress 1800
+	$(OVENCTL) sim --scenario boards/sim/scenarios/default.json --progress 1800 --screens build/screens --log build/demo-run.log
 
 bench: setup
 	mkdir -p build

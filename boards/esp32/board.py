@@ -170,6 +170,13 @@ class Esp32Board:
         if self._wdt is not None:
             self._wdt.feed()
 
+    def wdt_start(self, wdt_ms):
+        """Arm the hardware watchdog now (make_board arms it when config wdt_ms is not 0;
+        firmware/plan.py builds the board with wdt_ms 0 and arms it when a test starts, so that an
+        idle board at the REPL does not reset under mpremote). It cannot be stopped afterwards."""
+        if self._wdt is None and wdt_ms:
+            self._wdt = WDT(timeout=min(wdt_ms, _WDT_MAX_MS))
+
     def deinit(self):
         """Stop the timer and leave every output safe (the watchdog cannot be stopped)."""
         if self._timer is not None:

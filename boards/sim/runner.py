@@ -58,6 +58,7 @@ class _Tracker:
         self.seen_phases = 0
         self.injected = []        # [kind, start_s (test time), duration_s, phase]
         self.phase_start_c = {}   # phase name -> true chamber temperature at its start
+        self.capture = None       # display.Capture: screenshots at each screen change
 
     def __call__(self, c):
         t = c.t_s()
@@ -80,6 +81,8 @@ class _Tracker:
             live = ",".join([str(c.live_ppm[i]) for i in range(c.n)])
             self.emit("@@P %d %d %s %d %d %d %d %s" % (c.mode, t, app.PHASE_NAMES[c.phase], c.temp_c_x100,
                                                       c.pressure_pa, c.duty_ppm, c.soak_in_spec_ms // 1000, live))
+        if self.capture is not None:
+            self.capture.check(c)
 
 
 def _phases(c):
@@ -100,9 +103,10 @@ def run_blank(scn, method, bench, board, progress_s=0, emit=None):
     return cb.blank_fit, info
 
 
-def run_scenario(scn, progress_s=0, want_log=False, emit=None, blank_fit=None):
+def run_scenario(scn, progress_s=0, want_log=False, emit=None, blank_fit=None, screens=False):
     """Run a normalized scenario. Returns (result dict, log bytes or None). A precomputed blank
-    fit (same seed and load cell) may be passed to skip the blank run (test sweeps)."""
+    fit (same seed and load cell) may be passed to skip the blank run (test sweeps). screens=True
+    adds result["screens"]: the display's framebuffer (hex) at each screen change and the verdict."""
     method = methods.validate(scn["method"])
     bench = Bench(scn)
     board = SimBoard(bench)
@@ -134,8 +138,15 @@ def run_scenario(scn, progress_s=0, want_log=False, emit=None, blank_fit=None):
     c = app.Controller(board, method, mode=app.MODE_TEST, blank=blank_fit, log=log, counts_per_g=board.counts_per_g)
     tracker = _Tracker(bench, board, faults, progress_s, emit)
     c.live_tick = tracker
+    if screens:
+        import display          # framebuf: built into MicroPython; tests/shim in CPython
+        board.display = display.MemDisplay()
+        tracker.capture = display.Capture(board.display, method)
     board.safe_calls = []
     c.run()
+    if screens:
+        tracker.capture.final(c)
+        out["screens"] = tracker.capture.shots
     fv = c.final_verdict()
     cells = []
     for i in range(c.n):

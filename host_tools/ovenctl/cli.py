@@ -3,17 +3,11 @@ import argparse
 import sys
 
 from ovenctl import __version__
-from ovenctl import cmd_demo, cmd_sim
+from ovenctl.errors import UserError  # noqa: F401  (re-exported for the command modules)
+from ovenctl import cmd_demo, cmd_export, cmd_report, cmd_sim, cmd_verify
+from ovenctl import cmd_ports, cmd_pull, cmd_status, cmd_vdev
 
-COMMANDS = (cmd_sim, cmd_demo)
-
-
-class UserError(Exception):
-    """A user mistake or bad input: printed as one clear message, exit code `code`."""
-
-    def __init__(self, msg, code=2):
-        super().__init__(msg)
-        self.code = code
+COMMANDS = (cmd_sim, cmd_demo, cmd_verify, cmd_export, cmd_report, cmd_vdev, cmd_ports, cmd_status, cmd_pull)
 
 
 def build_parser():

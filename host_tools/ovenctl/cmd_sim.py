@@ -28,14 +28,18 @@ def add_parser(sub):
     p.add_argument("--log", metavar="PATH", help="write the device's run log to PATH")
     p.add_argument("--progress", type=int, default=None, metavar="SIM_S",
                    help="progress line every SIM_S simulated seconds (default: 1800 on a terminal, off with --json)")
+    p.add_argument("--screens", metavar="DIR",
+                   help="save the controller's display as PNGs in DIR (created if missing): one per screen "
+                        "change (NN-PHASE.png) and the verdict (99-verdict.png)")
     p.set_defaults(func=run)
 
 
-def simulate(scn, progress_s=0, want_log=False, on_progress=None):
-    """Run a normalized scenario; return the result dict (with wall_s and sim_speedup) and the log
+def simulate(scn, progress_s=0, want_log=False, on_progress=None, screens=False):
+    """Run a normalized scenario; return the result dict (with wall_s and sim_speedup; with
+    screens=True also "screens": [{"name", "fb_hex"}], the display's framebuffers) and the log
     bytes (or None)."""
     arg = dict(scn)
-    arg["_opts"] = {"progress_s": progress_s, "log": bool(want_log)}
+    arg["_opts"] = {"progress_s": progress_s, "log": bool(want_log), "screens": bool(screens)}
     result = {}
     log_hex = []
     t0 = time.monotonic()
@@ -144,6 +148,11 @@ def run(args):
         d = os.path.dirname(os.path.abspath(args.log))
         if not os.path.isdir(d):
             raise UserError("--log: directory %s does not exist" % d)
+    if args.screens:
+        try:
+            os.makedirs(args.screens, exist_ok=True)
+        except OSError as e:
+            raise UserError("--screens: cannot create %s: %s" % (args.screens, e))
     tty = sys.stderr.isatty()
 
     def on_progress(p):
@@ -151,7 +160,8 @@ def run(args):
         sys.stderr.flush()
 
     try:
-        res, log = simulate(scn, progress_s=progress, want_log=bool(args.log), on_progress=on_progress)
+        res, log = simulate(scn, progress_s=progress, want_log=bool(args.log), on_progress=on_progress,
+                            screens=bool(args.screens))
     except vmrun.VMUnavailable as e:
         raise UserError(str(e))
     except RuntimeError as e:
@@ -163,8 +173,14 @@ def run(args):
         with open(tmp, "wb") as f:
             f.write(log)
         os.replace(tmp, args.log)
+    saved = []
+    if args.screens:
+        from ovenctl import screens
+        saved = screens.save_screens(res.get("screens", []), args.screens)
     if args.json:
         print(json.dumps(res))
     else:
         print(summary(res, args.scenario))
+        if args.screens:
+            print("display: %d screens saved in %s" % (len(saved), args.screens))
     return 0

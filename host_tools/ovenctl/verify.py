@@ -1,0 +1,878 @@
+"""Independent verification of a run log: recompute every cell's loss, U and verdict from the raw
+records and check the run's consistency (`ovenctl verify`).
+
+Independence: nothing here imports firmware/ code. The arithmetic is exact (fractions.Fraction,
+math.isqrt) and follows the definitions, not the device's integer implementation:
+
+  reading        mean = sum(x)/n, variance of the mean = M2/(n(n-1)), M2 = sum((x - mean)^2)
+                 over the accepted raw samples of a WEIGH record
+  drift          with a blank-run fit for the channel (header calibration.blank[i]):
+                 mean -= k (T - T_ref), var += var_k (T - T_ref)^2, T = the WEIGH's lc_temp_c_x100
+  loss           L = (a - b)/(a - z)   a: m0, b: m1, z: tare (all drift-corrected)
+  uncertainty    u^2(L) = [(b - z)^2 u^2(a) + (a - z)^2 u^2(b) + (a - b)^2 u^2(z)] / (a - z)^4
+                 u^2 [ppm^2] = 1e12 u^2(L) + u_sys_ppm^2;  U = smallest integer >= 2 sqrt(u^2)
+  decision       guarded: PASS if L + U within the limit, FAIL if L - U beyond it, else INCONCLUSIVE;
+                 simple: PASS if L within the limit, else FAIL ("le": <=, "lt": <, exact L);
+                 leak "yes" -> FAIL; a significant gain (L < -U) is never PASS (-> INCONCLUSIVE)
+  rounding       loss_ppm, loss_pct_x100 half to even; u_pct_x100 = ceil(U / 100)
+  run level      fault -> every cell and the run ABORTED; invalid -> INVALID; an early fail (of any
+                 cell) with method early_fail "stop" ends the soak for every cell, so every cell that
+                 is not FAIL -> INCONCLUSIVE (no PASS without the full soak); overall = most severe
+                 (ABORTED > INVALID > FAIL > INCONCLUSIVE > PASS)
+
+Consistency checks (besides the field-by-field comparison with the VERDICT record):
+  - header: a usable method and drift fit; every method value an integer where the firmware has one;
+  - events: the phase chain (each PHASE event's "previous" is the last phase entered), a fault event
+    implies ABORTED and the record's fault code, INVALID events the record's invalid code, one leak
+    answer per cell for a finished run, early-fail events the cells' early_fail;
+  - samples against events (skipped on damaged logs): every phase change in the 1 Hz samples has its
+    PHASE event and vice versa; every IN_SPEC change during SOAK has its EXCURSION_START/END event;
+    the IN_SPEC flag of every SOAK sample agrees with its temperature (thermocouple good,
+    |T - setpoint| <= tol) and pressure (<= vacuum_pa);
+  - soak time: in-spec and total SOAK seconds counted from the samples against the record and the
+    SOAK_DONE event (the device counts the tick that ends the soak, logged under COOLDOWN, not the tick
+    that starts it, logged under SOAK; a fault tick is neither: samples - device is 0, or 0..1 when
+    the soak did not end with SOAK_DONE); SOAK_DONE exactly when the in-spec soak reached soak_s;
+  - weighings: one tare, m0, m1 per cell, each weighing phase left normally has its WEIGH records,
+    order tare < m0 < end of soak <= m1, and each WEIGH's load-cell temperature (the drift
+    correction's input) equals the half-even mean of the samples' load-cell temperature over the
+    weighing;
+  - a PASS (overall or of a cell) needs: no fault event, no INVALID event, all weighings, at least
+    soak_s of in-spec SOAK samples, and a SOAK_DONE event.
+Every finding names its record (sequence number, byte offset, type) where there is one.
+
+Exit-code policy (verify_log()["exit_code"]):
+  0  consistent: the log is complete (END record), the reader found no damage, the recomputation
+     agrees with the device's VERDICT record field by field and every consistency check holds;
+  1  damaged or inconsistent. Damaged = any reader problem (CRC mismatch / resynchronisation,
+     malformed record, sequence gap or disorder, records after END, a torn tail, undecodable
+     samples, END sample-count mismatch, events dropped by the writer) or no END record. A torn
+     tail is always damage: the writer syncs END last and writes nothing after it, so a torn tail
+     either lost records after the verdict (END, or the verdict itself) or is foreign bytes after
+     END. Only two reader reports are warnings: an unknown record type with a valid CRC (it keeps
+     its sequence number, nothing is lost) and samples dropped by the writer (counted in END; the
+     soak check below still has to hold on the samples that exist);
+  2  unreadable: read_log() raised LogError (empty, not a run log, damaged or truncated HEADER,
+     nonexistent file, directory). Decided by the caller (cmd_verify).
+"""
+import math
+import re
+from fractions import Fraction as F
+
+from ovenctl.logfile import LogError, read_log  # noqa: F401  (LogError re-exported for callers)
+
+# ---------------------------------------------------------------- facts of the record format
+# (copied from the firmware's published constants; values are part of the log format)
+PHASE_NAMES = ("IDLE", "PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK",
+               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED")
+PH_TARE, PH_INITIAL_WEIGH, PH_SOAK, PH_COOLDOWN = 2, 4, 7, 8
+PH_FINAL_WEIGH, PH_DONE, PH_ABORTED = 10, 13, 14
+WEIGH_PHASE = {1: PH_TARE, 2: PH_INITIAL_WEIGH, 3: PH_FINAL_WEIGH}
+KIND_NAMES = {1: "tare", 2: "m0", 3: "m1"}
+
+FAULT_NAMES = {10: "TEMP_MAX", 11: "TEMP_MIN", 12: "TC_OPEN", 13: "TC_SHORT", 14: "TC_STALE",
+               15: "HEAT_GAIN", 16: "RUNAWAY", 17: "VACUUM_LOST", 18: "LEAK_RATE", 19: "PUMPDOWN_TIMEOUT",
+               20: "LOADCELL", 21: "WEIGH_TIMEOUT", 22: "FLASH", 23: "WATCHDOG", 24: "OPERATOR_ABORT",
+               25: "SOAK_MAX_TIME", 26: "P_SENSOR", 27: "HEATUP_TIMEOUT", 28: "COOLDOWN_TIMEOUT"}
+E_PHASE, E_EXC_START, E_EXC_END, E_LEAK, E_EARLY_FAIL = 100, 101, 102, 103, 104
+E_LC_FAULT, E_WEIGH_RETRY, E_LC_GLITCH, E_INVALID, E_SOAK_DONE = 105, 106, 107, 108, 109
+E_VAC_EXCURSION = 110
+EVENT_NAMES = {E_PHASE: "PHASE", E_EXC_START: "EXCURSION_START", E_EXC_END: "EXCURSION_END",
+               E_LEAK: "LEAK_ANSWER", E_EARLY_FAIL: "EARLY_FAIL", E_LC_FAULT: "LC_FAULT",
+               E_WEIGH_RETRY: "WEIGH_RETRY", E_LC_GLITCH: "LC_GLITCH", E_INVALID: "INVALID",
+               E_SOAK_DONE: "SOAK_DONE", E_VAC_EXCURSION: "VAC_EXCURSION"}
+# informational events: nothing else in the log refers to them, only the sequence numbers protect them
+INFO_EVENTS = (E_LC_FAULT, E_WEIGH_RETRY, E_LC_GLITCH, E_VAC_EXCURSION)
+SF_IN_SPEC = 1
+SF_TC_BAD = 16
+SF_NAMES = ((1, "IN_SPEC"), (2, "HEATER"), (4, "PUMP"), (8, "VENT"), (16, "TC_BAD"), (32, "P_BAD"),
+            (64, "FAULT"), (128, "EXCURSION"))
+
+SEVERITY = {"PASS": 1, "INCONCLUSIVE": 2, "FAIL": 3, "INVALID": 4, "ABORTED": 5}
+CELL_FIELDS = ("verdict", "loss_ppm", "loss_pct_x100", "u_ppm", "u_pct_x100", "flags", "limit_ppm",
+               "comparator", "decision")
+RUN_FIELDS = ("verdict", "cells", "method", "fault", "invalid", "soak_in_spec_s", "soak_total_s")
+FL_GAIN, FL_GAIN_SIGNIFICANT, FL_LEAK = 1, 2, 4
+
+
+def event_name(code):
+    if code in FAULT_NAMES:
+        return "FAULT_" + FAULT_NAMES[code]
+    return EVENT_NAMES.get(code, "CODE_%d" % code)
+
+
+def phase_name(p):
+    return PHASE_NAMES[p] if isinstance(p, int) and 0 <= p < len(PHASE_NAMES) else "PHASE_%s" % p
+
+
+def flag_names(f):
+    return "|".join(n for b, n in SF_NAMES if f & b) or "-"
+
+
+class CannotRecompute(ValueError):
+    pass
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# ---------------------------------------------------------------- exact arithmetic
+def reading(samples):
+    """(mean, variance of the mean) of a weighing's accepted raw samples, exact."""
+    n = len(samples)
+    if n < 2:
+        raise CannotRecompute("a weighing needs at least 2 samples, this one has %d" % n)
+    mean = F(sum(samples), n)
+    m2 = sum((x - mean) ** 2 for x in samples)
+    return mean, m2 / (n * (n - 1))
+
+
+def _frac(ch, num, den, what):
+    a, b = ch.get(num), ch.get(den)
+    if not _is_int(a) or not _is_int(b) or b == 0:
+        raise CannotRecompute("calibration.blank[%s].%s/%s is not a rational (%r/%r)" % (what, num, den, a, b))
+    return F(a, b)
+
+
+def drift_terms(ch, idx):
+    """(k, var_k, t_ref) of one channel's blank-run fit, counts per 0.01 degC."""
+    if not isinstance(ch, dict):
+        raise CannotRecompute("calibration.blank[%d] is not an object" % idx)
+    k = _frac(ch, "k_num", "k_den", idx)
+    var_k = _frac(ch, "var_k_num", "var_k_den", idx)
+    t_ref = _frac(ch, "t_ref_num", "t_ref_den", idx)
+    if var_k < 0:
+        raise CannotRecompute("calibration.blank[%d]: negative var_k" % idx)
+    return k, var_k, t_ref
+
+
+def corrected(rd, drift, temp_c_x100):
+    mean, var = rd
+    if drift is None:
+        return mean, var
+    k, var_k, t_ref = drift
+    dt = F(temp_c_x100) - t_ref
+    return mean - k * dt, var + var_k * dt * dt
+
+
+def ceil_sqrt(x):
+    """Smallest integer u >= 0 with u*u >= x (x a non-negative Fraction)."""
+    u = math.isqrt(x.numerator // x.denominator)
+    while u * u < x:
+        u += 1
+    return u
+
+
+def _within(x, limit, comparator):
+    return x <= limit if comparator == "le" else x < limit
+
+
+def evaluate(z, a, b, method, leak):
+    """One cell's result from corrected readings (mean, var). Returns (fields, exact) where fields
+    mirrors the device's cell record and exact holds unrounded values."""
+    zm, zv = F(z[0]), F(z[1])
+    am, av = F(a[0]), F(a[1])
+    bm, bv = F(b[0]), F(b[1])
+    d = am - zm
+    if d <= 0:
+        # the device cannot evaluate this cell: it records a default (all-zero) INVALID result
+        return ({"verdict": "INVALID", "loss_ppm": 0, "loss_pct_x100": 0, "u_ppm": 0, "u_pct_x100": 0,
+                 "flags": 0, "limit_ppm": 0, "comparator": "le", "decision": "guarded"},
+                {"error": "m0 reading is not above the tare reading"})
+    nl = am - bm
+    loss = 10 ** 6 * nl / d                                   # ppm, exact
+    u2 = 10 ** 12 * ((bm - zm) ** 2 * av + d ** 2 * bv + nl ** 2 * zv) / d ** 4 + method["u_sys_ppm"] ** 2
+    u = ceil_sqrt(4 * u2)
+    lim, cmp_ = method["limit_ppm"], method["comparator"]
+    flags = 0
+    if nl < 0:
+        flags |= FL_GAIN
+        if loss < -u:
+            flags |= FL_GAIN_SIGNIFICANT
+    if leak:
+        flags |= FL_LEAK
+        v = "FAIL"
+    elif method["decision"] == "simple":
+        v = "PASS" if _within(loss, lim, cmp_) else "FAIL"
+    elif _within(loss + u, lim, cmp_):
+        v = "PASS"
+    elif not _within(loss - u, lim, cmp_):
+        v = "FAIL"
+    else:
+        v = "INCONCLUSIVE"
+    if v == "PASS" and flags & FL_GAIN_SIGNIFICANT:
+        v = "INCONCLUSIVE"
+    fields = {"verdict": v, "loss_ppm": round(loss), "loss_pct_x100": round(loss / 100), "u_ppm": u,
+              "u_pct_x100": -(-u // 100), "flags": flags, "limit_ppm": lim, "comparator": cmp_,
+              "decision": method["decision"]}
+    exact = {"loss_ppm": float(loss), "u_k2_ppm": 2 * math.sqrt(float(u2)), "u_std_ppm": math.sqrt(float(u2)),
+             "loss_num": str(loss.numerator), "loss_den": str(loss.denominator)}
+    return fields, exact
+
+
+def check_method(m):
+    """The method fields the verdict needs; CannotRecompute names the first bad one."""
+    if not isinstance(m, dict):
+        raise CannotRecompute("header.method is not an object")
+    for k in ("limit_ppm", "u_sys_ppm", "soak_s"):
+        if not _is_int(m.get(k)) or m.get(k) < 0:
+            raise CannotRecompute("header.method.%s is not a non-negative integer (%r)" % (k, m.get(k)))
+    for k, choices in (("comparator", ("le", "lt")), ("decision", ("guarded", "simple")),
+                       ("early_fail", ("continue", "stop"))):
+        if m.get(k) not in choices:
+            raise CannotRecompute("header.method.%s is %r, not one of %s" % (k, m.get(k), ", ".join(choices)))
+    if not isinstance(m.get("name"), str):
+        raise CannotRecompute("header.method.name is not a string")
+    return m
+
+
+# ---------------------------------------------------------------- log facts shared with export/report
+def weighing_map(log):
+    """{(kind, cell): [weighing, ...]} in file order."""
+    out = {}
+    for w in log.weighings:
+        out.setdefault((w["kind"], w["cell"]), []).append(w)
+    return out
+
+
+def counts_per_g(header):
+    cal = header.get("calibration") if isinstance(header, dict) else None
+    c = cal.get("counts_per_g") if isinstance(cal, dict) else None
+    if isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) and c > 0:
+        return c
+    return None
+
+
+def weigh_mean(w):
+    s = w["samples"]
+    return F(sum(s), len(s)) if s else None
+
+
+def weigh_sd(w):
+    s = w["samples"]
+    if len(s) < 2:
+        return None
+    m = F(sum(s), len(s))
+    return math.sqrt(float(sum((x - m) ** 2 for x in s) / (len(s) - 1)))
+
+
+def cell_ids(log):
+    ids = log.header.get("cells") if isinstance(log.header, dict) else None
+    out = []
+    for i in range(log.n_cells):
+        out.append(str(ids[i]) if isinstance(ids, list) and i < len(ids) else "cell %d" % i)
+    return out
+
+
+def phase_spans(log):
+    """Contiguous runs of the samples' phase: [(phase, t_start_s, t_end_s)]."""
+    spans = []
+    for s in log.samples:
+        if spans and spans[-1][0] == s["phase"] and s["t_s"] - spans[-1][2] <= 60:
+            spans[-1][2] = s["t_s"]
+        else:
+            spans.append([s["phase"], s["t_s"], s["t_s"]])
+    return [tuple(x) for x in spans]
+
+
+# ---------------------------------------------------------------- the verifier
+_PROBLEM_WARNINGS = ("unknown record type",)
+_OFFSET_RE = re.compile(r"offset (\d+)")
+
+
+class _Ctx:
+    def __init__(self, log):
+        self.log = log
+        self.findings = []
+        self.by_offset = {r.offset: r for r in log.records}
+        vr = [r for r in log.records if r.name == "VERDICT"]
+        self.vrec = vr[-1] if vr else None
+
+    def add(self, level, msg, rec=None, offset=None, seq=None):
+        if rec is not None:
+            offset, seq = rec.offset, rec.seq
+        elif offset is not None and seq is None and offset in self.by_offset:
+            seq = self.by_offset[offset].seq
+        name = None
+        if offset is not None and offset in self.by_offset:
+            name = self.by_offset[offset].name
+        self.findings.append({"level": level, "message": msg, "offset": offset, "seq": seq, "record": name})
+
+    def inconsistent(self, msg, rec=None, offset=None, seq=None):
+        self.add("inconsistent", msg, rec, offset, seq)
+
+    def verdict_issue(self, msg):
+        self.add("inconsistent", msg, self.vrec)
+
+
+def verify_log(log, path=None):
+    """Verify a Log from logfile.read_log(). Returns a JSON-ready dict; "exit_code" is 0 or 1."""
+    ctx = _Ctx(log)
+    hdr = log.header if isinstance(log.header, dict) else {}
+    n = log.n_cells
+    out = {"file": path, "run_id": hdr.get("run_id"), "fw_version": hdr.get("fw_version"),
+           "board": hdr.get("board"), "n_cells": n, "cell_ids": cell_ids(log), "size_bytes": log.size,
+           "records": len(log.records), "complete": log.complete, "n_samples": len(log.samples)}
+
+    # ---- 1. damage reported by the reader
+    samples_intact = True
+    for p in log.problems:
+        m = _OFFSET_RE.search(p)
+        off = int(m.group(1)) if m else None
+        if any(w in p for w in _PROBLEM_WARNINGS):
+            ctx.add("warning", p, offset=off)
+        elif "the writer dropped" in p:
+            ctx.add("warning", p, offset=off)
+            samples_intact = False
+        else:
+            ctx.add("damage", p, offset=off)
+            samples_intact = False      # the sample-level cross-checks are skipped on damaged logs
+    if not log.complete:
+        last = log.records[-1]
+        ctx.add("damage", "no END record: the log is incomplete (run cut or records lost after offset %d)"
+                % (last.offset + last.length), offset=last.offset + last.length)
+        samples_intact = False
+    elif log.end and log.end.get("dropped_events"):
+        ctx.add("damage", "the writer dropped %d events (END record): faults or answers may be missing"
+                % log.end["dropped_events"], rec=[r for r in log.records if r.name == "END"][-1])
+
+    # ---- 2. header: method, calibration
+    method = None
+    try:
+        method = check_method(hdr.get("method"))
+    except CannotRecompute as e:
+        ctx.inconsistent("cannot recompute: %s" % e, offset=0, seq=0)
+    out["method"] = method
+    hm = hdr.get("method")
+    if isinstance(hm, dict):
+        for k, v in sorted(hm.items(), key=lambda kv: str(kv[0])):
+            if k in ("name", "comparator", "decision", "early_fail", "base"):
+                continue
+            if not _is_int(v) or v < 0:
+                ctx.inconsistent("header method.%s is %r: the firmware's methods hold non-negative integers there"
+                                 % (k, v), offset=0, seq=0)
+    drifts = [None] * n
+    cal = hdr.get("calibration")
+    blank = cal.get("blank") if isinstance(cal, dict) else None
+    if not isinstance(cal, dict):
+        ctx.inconsistent("header has no calibration object", offset=0, seq=0)
+    elif blank is not None:
+        if not isinstance(blank, list) or len(blank) != n:
+            ctx.inconsistent("header calibration.blank is not a list of %d channel fits" % n, offset=0, seq=0)
+            blank = None
+        else:
+            for i, ch in enumerate(blank):
+                try:
+                    drifts[i] = drift_terms(ch, i)
+                except CannotRecompute as e:
+                    ctx.inconsistent("cannot recompute: %s" % e, offset=0, seq=0)
+    out["drift"] = [None if d is None else {"k_counts_per_c": float(d[0]) * 100,
+                                            "u_k_counts_per_c": math.sqrt(float(d[1])) * 100,
+                                            "t_ref_c": float(d[2]) / 100} for d in drifts]
+    ids = hdr.get("cells")
+    if not isinstance(ids, list) or len(ids) != n:
+        ctx.inconsistent("header cells (%r) do not list %d cell ids" % (ids, n), offset=0, seq=0)
+
+    # ---- 3. events
+    ev = log.events
+    fault_ev = [e for e in ev if e["code"] in FAULT_NAMES]
+    inv_ev = [e for e in ev if e["code"] == E_INVALID]
+    phase_ev = [e for e in ev if e["code"] == E_PHASE]
+    for e in ev:
+        if e["code"] not in FAULT_NAMES and e["code"] not in EVENT_NAMES:
+            ctx.add("warning", "unknown event code %d (a newer firmware?) ignored" % e["code"],
+                    offset=e["offset"], seq=e["seq"])
+    fault = fault_ev[0]["code"] if fault_ev else 0
+    invalid = inv_ev[0]["a"] if inv_ev else 0
+    prev = 0
+    for e in phase_ev:
+        if e["b"] != prev:
+            ctx.inconsistent("phase event to %s says the previous phase was %s, the previous phase event "
+                             "entered %s (a phase event is missing)" % (phase_name(e["a"]), phase_name(e["b"]),
+                                                                      phase_name(prev)),
+                             offset=e["offset"], seq=e["seq"])
+        prev = e["a"]
+    final_phase = prev
+    aborted = final_phase == PH_ABORTED or fault != 0
+    if fault and final_phase != PH_ABORTED:
+        ctx.inconsistent("fault %s recorded but the run did not enter ABORTED" % event_name(fault),
+                         offset=fault_ev[0]["offset"], seq=fault_ev[0]["seq"])
+    leak = [None] * n
+    early = [0] * n
+    for e in ev:
+        if e["code"] == E_LEAK:
+            c = e["a"]
+            if not (0 <= c < n) or e["b"] not in (0, 1):
+                ctx.inconsistent("leak answer event for cell %d with answer %d" % (c, e["b"]),
+                                 offset=e["offset"], seq=e["seq"])
+            elif leak[c] is not None:
+                ctx.inconsistent("second leak answer for cell %d" % c, offset=e["offset"], seq=e["seq"])
+            else:
+                leak[c] = e["b"]
+        elif e["code"] == E_EARLY_FAIL:
+            c = e["a"]
+            if not (0 <= c < n):
+                ctx.inconsistent("early-fail event for cell %d" % c, offset=e["offset"], seq=e["seq"])
+            else:
+                early[c] = 1
+    out["events"] = {"fault": fault, "fault_name": FAULT_NAMES.get(fault), "invalid": invalid,
+                     "invalid_name": FAULT_NAMES.get(invalid), "final_phase": phase_name(final_phase),
+                     "leak_answers": leak, "early_fail": early}
+
+    # ---- 4. samples against events: phases, excursions, soak time
+    by_t = {}
+    for s in log.samples:
+        by_t[s["t_s"]] = s
+    if samples_intact:
+        _check_samples_vs_events(ctx, log, by_t, phase_ev)
+    if method:
+        _check_in_spec(ctx, log, hdr.get("method"))
+    soak_in = sum(1 for s in log.samples if s["phase"] == PH_SOAK and s["flags"] & SF_IN_SPEC)
+    soak_tot = sum(1 for s in log.samples if s["phase"] == PH_SOAK)
+    done_ev = [e for e in ev if e["code"] == E_SOAK_DONE]
+    out["soak"] = {"in_spec_s_samples": soak_in, "total_s_samples": soak_tot,
+                   "required_s": method["soak_s"] if method else None,
+                   "done_event": {"in_spec_s": done_ev[0]["a"], "total_s": done_ev[0]["b"],
+                                  "t_s": done_ev[0]["t_ms"] // 1000} if done_ev else None,
+                   "samples_intact": samples_intact}
+
+    # ---- 5. weighings
+    wmap = weighing_map(log)
+    for (kind, cell), ws in sorted(wmap.items()):
+        if kind not in KIND_NAMES or not (0 <= cell < n):
+            ctx.inconsistent("unexpected weighing kind %d for cell %d" % (kind, cell),
+                             offset=ws[0]["offset"], seq=ws[0]["seq"])
+        for w in ws[1:]:
+            ctx.inconsistent("second %s weighing for cell %d" % (KIND_NAMES.get(kind, kind), cell),
+                             offset=w["offset"], seq=w["seq"])
+    weigh = {}
+    for kind in (1, 2, 3):
+        for c in range(n):
+            ws = wmap.get((kind, c))
+            if ws:
+                weigh[(kind, c)] = ws[0]
+    if samples_intact:
+        _check_weigh_temps(ctx, weigh, by_t, phase_ev)
+    # a weighing phase left for anything but ABORTED ended with a stable reading of every cell
+    for e in phase_ev:
+        kind = {v: k for k, v in WEIGH_PHASE.items()}.get(e["b"])
+        if kind is not None and e["a"] != PH_ABORTED:
+            for c in range(n):
+                if (kind, c) not in weigh:
+                    ctx.inconsistent("the %s phase ended at %d s without a %s WEIGH record for cell %d"
+                                     % (phase_name(e["b"]), e["t_ms"] // 1000, KIND_NAMES[kind], c),
+                                     offset=e["offset"], seq=e["seq"])
+    # the device signals SOAK_DONE exactly when the in-spec soak reaches the method's soak_s
+    if method and done_ev and done_ev[0]["a"] != method["soak_s"]:
+        ctx.inconsistent("SOAK_DONE reports %d s in spec, the method's soak_s is %d s"
+                         % (done_ev[0]["a"], method["soak_s"]), offset=done_ev[0]["offset"], seq=done_ev[0]["seq"])
+    if len(done_ev) > 1:
+        ctx.inconsistent("%d SOAK_DONE events" % len(done_ev), offset=done_ev[1]["offset"], seq=done_ev[1]["seq"])
+    if done_ev:
+        t = done_ev[0]["t_ms"]
+        if not any(e["t_ms"] == t and e["a"] == PH_COOLDOWN and e["b"] == PH_SOAK for e in phase_ev):
+            ctx.inconsistent("SOAK_DONE at %d s is not followed by the change SOAK -> COOLDOWN in the same second"
+                             % (t // 1000), offset=done_ev[0]["offset"], seq=done_ev[0]["seq"])
+    # order: tare < m0 < soak done <= m1
+    for c in range(n):
+        ts = [weigh[(k, c)]["t_ms"] for k in (1, 2, 3) if (k, c) in weigh]
+        if ts != sorted(ts):
+            w = weigh[(3, c)] if (3, c) in weigh else weigh[(2, c)]
+            ctx.inconsistent("cell %d: weighings are not in the order tare, m0, m1" % c,
+                             offset=w["offset"], seq=w["seq"])
+        if (3, c) in weigh and done_ev and weigh[(3, c)]["t_ms"] < done_ev[0]["t_ms"]:
+            w = weigh[(3, c)]
+            ctx.inconsistent("cell %d: m1 weighed at %d s, before the soak ended at %d s"
+                             % (c, w["t_ms"] // 1000, done_ev[0]["t_ms"] // 1000), offset=w["offset"], seq=w["seq"])
+
+    # ---- 6. recompute the verdict
+    exp_cells = []
+    cells_out = []
+    for c in range(n):
+        co = {"cell": c, "id": out["cell_ids"][c], "readings": {}, "exact": None, "error": None}
+        cells_out.append(co)
+        if aborted:
+            exp_cells.append({"verdict": "ABORTED", "cell": c, "leak_visible": leak[c], "early_fail": early[c]})
+            continue
+        if final_phase != PH_DONE:
+            exp_cells.append(None)
+            co["error"] = "the run did not finish (last phase %s)" % phase_name(final_phase)
+            continue
+        try:
+            if method is None:
+                raise CannotRecompute("no usable method in the header")
+            rd = {}
+            for kind in (1, 2, 3):
+                w = weigh.get((kind, c))
+                if w is None:
+                    raise CannotRecompute("no %s weighing for cell %d" % (KIND_NAMES[kind], c))
+                r = reading(w["samples"])
+                rc = corrected(r, drifts[c], w["lc_temp_c_x100"])
+                rd[kind] = rc
+                co["readings"][KIND_NAMES[kind]] = {
+                    "n": len(w["samples"]), "mean_counts": float(r[0]), "sd_mean_counts": math.sqrt(float(r[1])),
+                    "lc_temp_c_x100": w["lc_temp_c_x100"], "corrected_mean_counts": float(rc[0]),
+                    "corrected_sd_mean_counts": math.sqrt(float(rc[1])), "seq": w["seq"], "offset": w["offset"]}
+            if leak[c] is None:
+                raise CannotRecompute("no leak answer for cell %d" % c)
+            fields, exact = evaluate(rd[1], rd[2], rd[3], method, leak[c])
+            co["exact"] = exact
+        except CannotRecompute as e:
+            co["error"] = str(e)
+            ctx.inconsistent("cannot recompute cell %d: %s" % (c, e), rec=ctx.vrec)
+            exp_cells.append(None)
+            continue
+        if invalid:
+            fields["verdict"] = "INVALID"
+        elif any(early) and method["early_fail"] == "stop" and fields["verdict"] != "FAIL":
+            # the soak was cut short for every cell on the oven, not only for the one that early-failed
+            fields["verdict"] = "INCONCLUSIVE"
+        fields["cell"] = c
+        fields["leak_visible"] = leak[c]
+        fields["early_fail"] = early[c]
+        exp_cells.append(fields)
+    if aborted:
+        overall = "ABORTED"
+    elif final_phase != PH_DONE:
+        overall = None
+    elif invalid:
+        overall = "INVALID"
+    elif any(x is None for x in exp_cells):
+        overall = None
+    else:
+        overall = max((x["verdict"] for x in exp_cells), key=lambda v: SEVERITY[v]) if exp_cells else None
+    exp_run = {"verdict": overall, "method": method["name"] if method else None, "fault": fault,
+               "invalid": invalid}
+
+    # ---- 7. compare with the device's VERDICT record
+    dev = log.verdict
+    if len(log.verdicts) > 1:
+        ctx.inconsistent("%d VERDICT records (a run writes one)" % len(log.verdicts), rec=ctx.vrec)
+    if dev is None:
+        if final_phase in (PH_DONE, PH_ABORTED):
+            ctx.inconsistent("the run ended (%s) but there is no VERDICT record" % phase_name(final_phase))
+        else:
+            ctx.inconsistent("no VERDICT record: the run did not finish (last phase %s)" % phase_name(final_phase))
+    else:
+        _compare(ctx, dev, exp_run, exp_cells, out["soak"], aborted, n, method)
+        if final_phase not in (PH_DONE, PH_ABORTED):
+            ctx.verdict_issue("VERDICT record although the run never reached DONE or ABORTED (last phase %s)"
+                              % phase_name(final_phase))
+
+    # ---- 8. a PASS needs a whole, fault-free run
+    dev_pass = False
+    if isinstance(dev, dict):
+        dev_pass = dev.get("verdict") == "PASS" or any(dev_cell(dev, c) is not None and
+                                                       dev_cell(dev, c).get("verdict") == "PASS" for c in range(n))
+    if dev_pass:
+        if fault_ev:
+            ctx.verdict_issue("PASS although the log has fault event %s at %d s"
+                              % (event_name(fault_ev[0]["code"]), fault_ev[0]["t_ms"] // 1000))
+        if inv_ev:
+            ctx.verdict_issue("PASS although the run was declared invalid (%s)" % event_name(invalid))
+        missing = ["%s of cell %d" % (KIND_NAMES[k], c) for c in range(n) for k in (1, 2, 3) if (k, c) not in weigh]
+        if missing:
+            ctx.verdict_issue("PASS with missing weighings: %s" % ", ".join(missing))
+        if method and soak_in < method["soak_s"]:
+            ctx.verdict_issue("PASS but the samples show only %d s of in-spec soak (SOAK phase with IN_SPEC), "
+                              "the method needs %d s" % (soak_in, method["soak_s"]))
+        if not done_ev:
+            ctx.verdict_issue("PASS without a SOAK_DONE event")
+
+    # ---- result
+    out["cells"] = []
+    for c in range(n):
+        d = dev_cell(dev, c)
+        e = exp_cells[c] if c < len(exp_cells) else None
+        keys = [k for k in CELL_FIELDS + ("leak_visible", "early_fail") if (d and k in d) or (e and k in e)]
+        rows = {}
+        for k in keys:
+            dv = d.get(k, "<absent>") if d is not None else "<absent>"
+            rv = e.get(k, "<absent>") if e is not None else None
+            rows[k] = {"device": dv, "recomputed": rv, "match": e is not None and dv == rv}
+        co = cells_out[c]
+        co["fields"] = rows
+        out["cells"].append(co)
+    out["overall"] = {"device": dev.get("verdict") if isinstance(dev, dict) else None, "recomputed": overall,
+                      "match": isinstance(dev, dict) and overall is not None and dev.get("verdict") == overall}
+    out["device_run"] = {k: dev.get(k) for k in ("fault", "invalid", "soak_in_spec_s", "soak_total_s", "method")} \
+        if isinstance(dev, dict) else None
+    out["verdict_record"] = {"seq": ctx.vrec.seq, "offset": ctx.vrec.offset} if ctx.vrec else None
+    out["findings"] = ctx.findings
+    damaged = any(f["level"] == "damage" for f in ctx.findings)
+    incons = any(f["level"] == "inconsistent" for f in ctx.findings)
+    out["damaged"] = damaged
+    out["inconsistent"] = incons
+    out["status"] = ("damaged and inconsistent" if damaged and incons else "damaged" if damaged
+                     else "inconsistent" if incons else "consistent")
+    out["exit_code"] = 1 if (damaged or incons) else 0
+    return out
+
+
+def dev_cell(dev, c):
+    if not isinstance(dev, dict) or not isinstance(dev.get("cells"), list):
+        return None
+    cs = dev["cells"]
+    return cs[c] if c < len(cs) and isinstance(cs[c], dict) else None
+
+
+def _compare(ctx, dev, exp_run, exp_cells, soak, aborted, n, method):
+    for k in dev:
+        if k not in RUN_FIELDS:
+            ctx.verdict_issue("VERDICT record has an unknown field %r" % k)
+    for k in RUN_FIELDS:
+        if k not in dev:
+            ctx.verdict_issue("VERDICT record lacks the field %r" % k)
+    for k in ("verdict", "method", "fault", "invalid"):
+        if k in dev and exp_run[k] is not None and dev[k] != exp_run[k]:
+            why = {"verdict": "overall verdict", "method": "method name (header)",
+                   "fault": "fault code (fault events)", "invalid": "invalid reason (INVALID events)"}[k]
+            ctx.verdict_issue("%s: device %r, recomputed %r" % (why, dev[k], exp_run[k]))
+    # soak time: the device counts soak ticks in its soak logic. The tick that enters SOAK is logged
+    # under SOAK (IN_SPEC set) but not counted; the tick that ends a soak is counted but logged under
+    # COOLDOWN; a fault tick is neither logged nor counted. Hence samples - device is 0 or 1, and 0
+    # for a soak that ended with SOAK_DONE.
+    done = soak["done_event"]
+    dis = dev.get("soak_in_spec_s")
+    if done is None and method and _is_int(dis) and dis >= method["soak_s"]:
+        ctx.verdict_issue("soak_in_spec_s %d s reaches the method's %d s but there is no SOAK_DONE event"
+                          % (dis, method["soak_s"]))
+    for key, dkey in (("in_spec_s_samples", "soak_in_spec_s"), ("total_s_samples", "soak_total_s")):
+        dv = dev.get(dkey)
+        if not _is_int(dv):
+            if dkey in dev:
+                ctx.verdict_issue("%s is not an integer (%r)" % (dkey, dv))
+            continue
+        sv = soak[key]
+        if not soak["samples_intact"]:
+            continue
+        exact = done is not None or (dkey == "soak_total_s" and not aborted)
+        ok = sv == dv if exact else 0 <= sv - dv <= 1
+        if not ok:
+            ctx.verdict_issue("%s: device %d s, the samples show %d s%s" % (dkey, dv, sv, "" if exact else " (+0/+1 allowed)"))
+    if done is not None:
+        if dev.get("soak_in_spec_s") != done["in_spec_s"] or dev.get("soak_total_s") != done["total_s"]:
+            ctx.verdict_issue("soak times %r/%r s differ from the SOAK_DONE event's %d/%d s"
+                              % (dev.get("soak_in_spec_s"), dev.get("soak_total_s"), done["in_spec_s"], done["total_s"]))
+    cells = dev.get("cells")
+    if not isinstance(cells, list):
+        ctx.verdict_issue("VERDICT record has no cells list")
+        return
+    if len(cells) != n:
+        ctx.verdict_issue("VERDICT record lists %d cells, the log has %d" % (len(cells), n))
+    for c, dc in enumerate(cells[:n]):
+        ec = exp_cells[c]
+        if not isinstance(dc, dict):
+            ctx.verdict_issue("cell %d: VERDICT entry is not an object" % c)
+            continue
+        if ec is None:
+            continue
+        for k in sorted(set(dc) | set(ec)):
+            if k not in ec:
+                ctx.verdict_issue("cell %d: unexpected field %r = %r in the VERDICT record" % (c, k, dc[k]))
+            elif k not in dc:
+                ctx.verdict_issue("cell %d: field %r missing in the VERDICT record (recomputed %r)" % (c, k, ec[k]))
+            elif dc[k] != ec[k] or type(dc[k]) is not type(ec[k]):
+                ctx.verdict_issue("cell %d %s: device %r, recomputed %r" % (c, k, dc[k], ec[k]))
+
+
+def _check_samples_vs_events(ctx, log, by_t, phase_ev):
+    """Phase changes and soak excursions in the 1 Hz samples must match the events, both ways."""
+    # phase events grouped per second: the sample of that second shows the last phase entered
+    last_at = {}
+    for e in phase_ev:
+        last_at[e["t_ms"] // 1000] = e
+    for t, e in last_at.items():
+        s = by_t.get(t)
+        if s is not None and s["phase"] != e["a"]:
+            ctx.inconsistent("phase event at %d s enters %s, the sample of that second shows %s"
+                             % (t, phase_name(e["a"]), phase_name(s["phase"])), offset=e["offset"], seq=e["seq"])
+    exc = {}
+    for e in log.events:
+        if e["code"] in (E_EXC_START, E_EXC_END):
+            exc[(e["t_ms"] // 1000, e["code"])] = e
+    seen = set()
+    prev = None
+    for s in log.samples:
+        t = s["t_s"]
+        if prev is not None and prev["t_s"] == t - 1:
+            if prev["phase"] != s["phase"] and t not in last_at:
+                ctx.inconsistent("samples change phase %s -> %s at %d s without a phase event"
+                                 % (phase_name(prev["phase"]), phase_name(s["phase"]), t))
+            if prev["phase"] == PH_SOAK and s["phase"] == PH_SOAK:
+                a, b = prev["flags"] & SF_IN_SPEC, s["flags"] & SF_IN_SPEC
+                if a != b:
+                    code = E_EXC_START if a else E_EXC_END
+                    if (t, code) in exc:
+                        seen.add((t, code))
+                    else:
+                        ctx.inconsistent("samples leave/enter the soak spec at %d s without an %s event"
+                                         % (t, EVENT_NAMES[code]))
+        prev = s
+    for key, e in exc.items():
+        if key not in seen and key[0] in by_t and key[0] - 1 in by_t:
+            ctx.inconsistent("%s event at %d s but the samples show no such change"
+                             % (EVENT_NAMES[key[1]], key[0]), offset=e["offset"], seq=e["seq"])
+
+
+def _check_in_spec(ctx, log, m):
+    """The IN_SPEC flag of every SOAK sample recomputed from that sample: thermocouple good, |T - setpoint|
+    within the method's tolerance and the pressure at or below its vacuum level."""
+    sp, tol, vac = m.get("setpoint_c_x100"), m.get("tol_c_x100"), m.get("vacuum_pa")
+    if not (_is_int(sp) and _is_int(tol) and _is_int(vac)):
+        return
+    bad = [s for s in log.samples if s["phase"] == PH_SOAK and
+           bool(s["flags"] & SF_IN_SPEC) != (not s["flags"] & SF_TC_BAD and abs(s["temp_c_x100"] - sp) <= tol
+                                             and s["pressure_pa"] <= vac)]
+    if bad:
+        s = bad[0]
+        ctx.inconsistent("%d SOAK samples carry an IN_SPEC flag that their temperature and pressure contradict "
+                         "(method: %d +/- %d (0.01 degC), <= %d Pa); first at %d s: %.2f degC, %d Pa, flags %s"
+                         % (len(bad), sp, tol, vac, s["t_s"], s["temp_c_x100"] / 100, s["pressure_pa"],
+                            flag_names(s["flags"])))
+
+
+def _half_even(num, den):
+    return round(F(num, den))
+
+
+def _check_weigh_temps(ctx, weigh, by_t, phase_ev):
+    """The WEIGH record's load-cell temperature is the device's half-even mean of the per-second
+    load-cell temperature from the tick after the weighing phase started to the tick it ended."""
+    starts = {}
+    for e in phase_ev:
+        starts.setdefault(e["a"], []).append(e["t_ms"] // 1000)
+    for (kind, c), w in weigh.items():
+        ph = WEIGH_PHASE.get(kind)
+        t_end = w["t_ms"] // 1000
+        cand = [t for t in starts.get(ph, []) if t < t_end]
+        if not cand:
+            ctx.inconsistent("%s weighing of cell %d at %d s without a preceding %s phase"
+                             % (KIND_NAMES[kind], c, t_end, phase_name(ph)), offset=w["offset"], seq=w["seq"])
+            continue
+        t0 = max(cand)
+        vals = [by_t[t]["lc_temp_c_x100"] for t in range(t0 + 1, t_end + 1) if t in by_t]
+        if len(vals) != t_end - t0:
+            continue
+        exp = _half_even(sum(vals), len(vals))
+        if exp != w["lc_temp_c_x100"]:
+            ctx.inconsistent("%s weighing of cell %d: load-cell temperature %d (0.01 degC), the samples "
+                             "%d..%d s average %d" % (KIND_NAMES[kind], c, w["lc_temp_c_x100"], t0 + 1, t_end, exp),
+                             offset=w["offset"], seq=w["seq"])
+
+
+def read_log_file(path):
+    """read_log(path) with short messages for the usual mistakes; raises LogError only."""
+    import os
+    if not os.path.exists(path):
+        raise LogError("no such file")
+    if os.path.isdir(path):
+        raise LogError("is a directory, not a run log file")
+    if not os.path.isfile(path):
+        raise LogError("not a regular file")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise LogError("cannot read: %s" % (e.strerror or e))
+    return read_log(data)
+
+
+def quiet_broken_pipe():
+    """stdout's reader went away (`ovenctl verify LOG | head`): point stdout at /dev/null so that
+    the interpreter's final flush does not fail."""
+    import os
+    import sys
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def verify_path(path):
+    """read_log_file + verify_log; LogError propagates (unreadable -> exit 2)."""
+    return verify_log(read_log_file(path), path=path)
+
+
+# ---------------------------------------------------------------- text report
+def _fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    return repr(v)
+
+
+def format_report(res):
+    L = []
+    L.append("ovenctl verify: %s" % res.get("file"))
+    m = res.get("method")
+    meth = "-"
+    if m:
+        meth = "%s (limit %s %d ppm, %s acceptance, u_sys %d ppm, soak %d s, early_fail %s)" % (
+            m["name"], "<=" if m["comparator"] == "le" else "<", m["limit_ppm"], m["decision"], m["u_sys_ppm"],
+            m["soak_s"], m["early_fail"])
+    L.append("run %s  firmware %s  board %s  cells %d" % (res.get("run_id"), res.get("fw_version"),
+                                                        res.get("board"), res.get("n_cells")))
+    L.append("method %s" % meth)
+    dr = res.get("drift") or []
+    if any(dr):
+        L.append("drift correction: " + ", ".join(
+            "ch%d k = %.3f counts/degC (u %.3f)" % (i, d["k_counts_per_c"], d["u_k_counts_per_c"]) if d else "ch%d none" % i
+            for i, d in enumerate(dr)))
+    else:
+        L.append("drift correction: none (no blank-run fit in the header)")
+    L.append("log: %d bytes, %d records, %d samples, %s" % (res["size_bytes"], res["records"], res["n_samples"],
+                                                             "complete (END)" if res["complete"] else "INCOMPLETE (no END)"))
+    s = res["soak"]
+    dv = res.get("device_run") or {}
+    L.append("soak: in spec %d s from the samples (device %s s, SOAK_DONE %s, required %s s); total %d s "
+             "(device %s s)%s" % (s["in_spec_s_samples"], _fmt(dv.get("soak_in_spec_s")),
+                                  "%d s" % s["done_event"]["in_spec_s"] if s["done_event"] else "-",
+                                  _fmt(s["required_s"]), s["total_s_samples"], _fmt(dv.get("soak_total_s")),
+                                  "" if s["samples_intact"] else "  [samples incomplete: not compared]"))
+    e = res["events"]
+    L.append("events: fault %s, invalid %s, last phase %s, leak answers %s, early fail %s" % (
+        e["fault_name"] or "none", e["invalid_name"] or ("none" if not e["invalid"] else e["invalid"]),
+        e["final_phase"], ",".join("-" if x is None else ("yes" if x else "no") for x in e["leak_answers"]),
+        ",".join(str(x) for x in e["early_fail"])))
+    for c in res["cells"]:
+        L.append("")
+        L.append("cell %d (%s)%s" % (c["cell"], c["id"], "   [%s]" % c["error"] if c["error"] else ""))
+        for kind, r in c["readings"].items():
+            L.append("  %-4s n=%d mean %.3f counts (sd of mean %.3f) at %.2f degC -> corrected %.3f (sd %.3f)  "
+                     "[WEIGH seq %d @ %d]" % (kind, r["n"], r["mean_counts"], r["sd_mean_counts"],
+                                              r["lc_temp_c_x100"] / 100, r["corrected_mean_counts"],
+                                              r["corrected_sd_mean_counts"], r["seq"], r["offset"]))
+        if c["exact"] and "loss_ppm" in c["exact"]:
+            L.append("  exact loss %.4f ppm, U (k=2) %.4f ppm before rounding up" % (c["exact"]["loss_ppm"],
+                                                                                 c["exact"]["u_k2_ppm"]))
+        L.append("  %-14s %-14s %-14s" % ("field", "device", "recomputed"))
+        for k, row in c["fields"].items():
+            L.append("  %-14s %-14s %-14s %s" % (k, _fmt(row["device"]), _fmt(row["recomputed"]),
+                                                 "ok" if row["match"] else "MISMATCH"))
+    o = res["overall"]
+    L.append("")
+    L.append("overall verdict: device %s, recomputed %s %s" % (_fmt(o["device"]), _fmt(o["recomputed"]),
+                                                                "ok" if o["match"] else "MISMATCH"))
+    if res["findings"]:
+        L.append("")
+        L.append("findings:")
+        for f in res["findings"]:
+            where = []
+            if f["seq"] is not None:
+                where.append("seq %d" % f["seq"])
+            if f["offset"] is not None:
+                where.append("offset %d" % f["offset"])
+            if f["record"]:
+                where.append(f["record"])
+            L.append("  [%s] %s%s" % (f["level"], "(%s) " % ", ".join(where) if where else "", f["message"]))
+    L.append("")
+    if res["exit_code"] == 0:
+        L.append("RESULT: CONSISTENT - the device's VERDICT record agrees with the recomputation from the raw "
+                 "records (exit 0)")
+    else:
+        L.append("RESULT: %s (exit 1)" % res["status"].upper())
+    return "\n".join(L)
