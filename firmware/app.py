@@ -104,6 +104,7 @@ class Controller:
         self._glitch_t_ms = 0
         self._entry_ok_ms = 0
         self._off_ref_ms = 0
+        self._off_prev_c_x100 = 0x3FFFFFFF
         self._vac_exc = 0
         self.blank_error = None
         if blank is not None:
@@ -245,14 +246,20 @@ class Controller:
         if f:
             return f
         if sp <= 0 and self.tc_status == C.OK:
-            # heater commanded off: an oven that heats up means the SSR is stuck on
+            # heater commanded off: an oven that heats up means the SSR is stuck on. The rise is
+            # measured from the lowest reading of the current and the previous 30 s window, so
+            # detection does not depend on where a window boundary falls.
             t = self.temp_c_x100
             if t < self._off_min_c_x100:
                 self._off_min_c_x100 = t
-            if t - self._off_min_c_x100 > _OFF_RISE_C_X100:
+            lo = self._off_min_c_x100
+            if self._off_prev_c_x100 < lo:
+                lo = self._off_prev_c_x100
+            if t - lo > _OFF_RISE_C_X100:
                 return C.F_RUNAWAY
             if self.b.ticks_diff(self.now_ms, self._off_ref_ms) >= _OFF_WINDOW_MS:
                 self._off_ref_ms = self.now_ms
+                self._off_prev_c_x100 = self._off_min_c_x100
                 self._off_min_c_x100 = t
         vac_req = 1 if self.phase == PH_SOAK or self.phase == PH_HEATUP else 0
         return self.vguard.check(self.now_ms, self.p_status, self.pressure_pa, vac_req)
@@ -297,6 +304,7 @@ class Controller:
     def _heater_off(self):
         self.setpoint_c_x100 = 0
         self._off_min_c_x100 = 0x3FFFFFFF
+        self._off_prev_c_x100 = 0x3FFFFFFF
         self.hguard.reset()
         self.pid.reset()
         if self.duty_ppm:
@@ -399,6 +407,51 @@ class Controller:
         self._last_tick_ms = self.now_ms
         self._enter(PH_PRECHECK)
 
+    def resume(self, st, elapsed_ms, outage_s):
+        """Continue a test's soak after a power cut instead of start() (main.py, recovery.py;
+        docs/APP.md "Power cuts"). st: recovery.LogState of the run's log, whose last synced
+        sample is an in-spec SOAK sample; elapsed_ms: run time now (by the battery-backed clock),
+        so that t_s continues where the clock says. Restored from the log: weighings (tare, m0),
+        phases, soak counters (only the in-spec seconds the log shows count), early-fail flags,
+        the last readings. Not restored: PID and guard history, the live-estimate filter (it
+        restarts from 0). The outage itself is not soak time."""
+        b = self.b
+        b.outputs_safe()
+        self.now_ms = b.ticks_ms()
+        self.t0_ms = self.now_ms - elapsed_ms
+        self._next_ms = self.now_ms
+        self._last_tick_ms = self.now_ms
+        for key in st.weigh:
+            n, total, m2n, lct, _t = st.weigh[key]
+            self.readings[key] = (V.reading(n, total, m2n), lct, 1)
+        if (1, 0) in st.weigh:
+            self._t_ref_c_x100 = st.weigh[(1, 0)][3]
+        for i in range(self.n):
+            z = self._ref_counts(1, i)
+            c0 = self._ref_counts(2, i)
+            self._ref_zero[i] = z
+            self._d_div[i] = (c0 - z + 500) // 1000
+            self._c0[i] = c0 - z
+            self.early_fail[i] = st.early[i]
+            if st.last_raw[i] != -0x20000000:       # runlog.MISSING
+                self.raw[i] = st.last_raw[i]
+        self._have_raw = 1
+        for p in st.phases:
+            self.phases.append([p[0], p[1], p[2]])
+        self.temp_c_x100 = st.last_temp
+        self.lc_temp_c_x100 = st.last_lc_temp
+        self.pressure_pa = st.last_pressure
+        self._vac_exc = st.vac_exc
+        # device counting (see _soak): the entry tick is logged under SOAK but not counted
+        self.soak_in_spec_ms = (st.soak_in - 1) * 1000 if st.soak_in > 0 else 0
+        self.soak_total_ms = (st.soak_n - 1) * 1000 if st.soak_n > 0 else 0
+        self.in_spec = 1 if st.last_flags & C.SF_IN_SPEC else 0
+        self.phase = PH_SOAK
+        self.phase_t0_ms = self.now_ms
+        b.heater_enable(1)
+        self.setpoint_c_x100 = self.m["setpoint_c_x100"]
+        self._event(C.E_RESUMED, outage_s, st.resumes + 1)
+
     def running(self):
         return self.phase != PH_DONE and self.phase != PH_ABORTED
 
@@ -479,6 +532,11 @@ class Controller:
                     self._glitches[i] = 0
         if self.log is not None:
             self._log_sample()
+            if self.log.status:
+                # the run log cannot be written (flash full, filesystem error): a test without its
+                # record is worthless and must not go on heating unrecorded
+                self._raise_fault(C.F_FLASH, self.log.status)
+                return
         self.b.wdt_feed()
 
     def _flags(self):

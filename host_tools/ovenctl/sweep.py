@@ -32,14 +32,9 @@ _ATMOSPHERIC = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "VENT", "FINAL_WEIG
 def observable(kind, phase):
     """Whether a fault of this kind injected in this phase has any physical effect the controller
     could see. Not observable: a dead heater after the soak (no heat is needed any more), and a
-    temporary vacuum leak while the chamber is vented (it is at atmospheric pressure anyway), and a
-    stuck SSR in the last seconds of a run."""
+    temporary vacuum leak while the chamber is vented (it is at atmospheric pressure anyway)."""
     if kind == "heater_dead":
         return phase not in ("COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK")
-    if kind == "heater_stuck_on" and phase == "LEAK_CHECK":
-        # the run ends (contactor opened) within seconds of the operator's answer, before a
-        # stuck SSR can raise the oven by the 1 degC the off-heating check needs
-        return False
     if kind == "vacuum_leak":
         return phase not in _ATMOSPHERIC
     return True
@@ -72,13 +67,13 @@ def run(scn_obj, blank_cache=None, want_log=False):
     return res, log
 
 
-def accuracy_scenarios():
+def accuracy_scenarios(seeds=(11, 12)):
     """Seeds × masses × volatile contents × ambient change (±3 °C) × load-cell drift."""
     out = []
     masses = (20.0, 45.0, 120.0)
     volatiles = (0.005, 0.10, 0.60, 2.0)
     k = 0
-    for seed in (11, 12):
+    for seed in seeds:
         for mass in masses:
             for vol in volatiles:
                 k += 1
@@ -91,10 +86,10 @@ def accuracy_scenarios():
     return out
 
 
-def accuracy_sweep(blank_cache=None):
+def accuracy_sweep(blank_cache=None, seeds=(11, 12)):
     blank_cache = blank_cache or BlankCache()
     rows = []
-    for s in accuracy_scenarios():
+    for s in accuracy_scenarios(seeds):
         res, _ = run(s, blank_cache)
         c = res["cells"][0]
         rows.append({"seed": s["seed"], "mass_g": s["cells"][0]["mass_g"], "volatile_g": s["cells"][0]["volatile_g"],
@@ -108,12 +103,18 @@ def accuracy_sweep(blank_cache=None):
     return rows, summary
 
 
+# Fault sweeps use a 1-hour soak: every phase and transition is the same as in the 6-hour method,
+# the run is 2.5x shorter. (The accuracy sweep and the VM tests use the real 6-hour method.)
+SWEEP_METHOD = {"base": "gb-2026", "soak_s": 3600, "soak_max_total_s": 7200}
+SWEEP_SOAK_S = 3600
+
+
 def fault_case(kind, phase, seed=7):
     f = {"kind": kind, "phase": phase, "at_s": 2.0 if phase not in ("SOAK", "HEATUP", "COOLDOWN") else 300.0,
          "duration_s": FAULT_DURATION_S[kind]}
     if kind.startswith("loadcell"):
         f["channel"] = 0
-    return {"seed": seed, "faults": [f]}
+    return {"seed": seed, "method": SWEEP_METHOD, "faults": [f]}
 
 
 def detected(kind, res, vacuum_pa=10000):
