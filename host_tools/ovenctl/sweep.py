@@ -86,19 +86,26 @@ def accuracy_scenarios(seeds=(11, 12)):
     return out
 
 
-def accuracy_sweep(blank_cache=None, seeds=(11, 12)):
+def accuracy_sweep(blank_cache=None, seeds=(11, 12), verify=True):
+    """Each case's run log also goes through `ovenctl verify` (independent Fraction arithmetic):
+    `verify_exit` is its exit code (0 = agrees with the device)."""
+    from ovenctl.logfile import read_log
+    from ovenctl.verify import verify_log
     blank_cache = blank_cache or BlankCache()
     rows = []
     for s in accuracy_scenarios(seeds):
-        res, _ = run(s, blank_cache)
+        res, log = run(s, blank_cache, want_log=verify)
+        vexit = verify_log(read_log(log))["exit_code"] if verify else None
         c = res["cells"][0]
         rows.append({"seed": s["seed"], "mass_g": s["cells"][0]["mass_g"], "volatile_g": s["cells"][0]["volatile_g"],
                      "ambient_end_c": s["ambient_end_c"], "drift": s["load_cell"]["zero_drift_counts_per_c"],
                      "verdict": res["verdict"], "cell_verdict": c["verdict"], "loss_ppm": c["loss_ppm"],
                      "u_ppm": c["u_ppm"], "true_loss_ppm": c["true_loss_ppm"],
-                     "err_ppm": None if c["loss_ppm"] is None else c["loss_ppm"] - c["true_loss_ppm"]})
+                     "err_ppm": None if c["loss_ppm"] is None else c["loss_ppm"] - c["true_loss_ppm"],
+                     "verify_exit": vexit})
     errs = [r["err_ppm"] for r in rows if r["err_ppm"] is not None]
-    summary = {"accuracy_cases": len(rows), "accuracy_worst_ppm": round(max(abs(e) for e in errs), 1),
+    summary = {"accuracy_cases": len(rows),
+               "verify_disagreements": sum(1 for r in rows if r["verify_exit"] not in (0, None)), "accuracy_worst_ppm": round(max(abs(e) for e in errs), 1),
                "accuracy_sd_ppm": round(statistics.pstdev(errs), 1), "accuracy_mean_ppm": round(statistics.mean(errs), 1)}
     return rows, summary
 

@@ -29,6 +29,12 @@ def test_accuracy_within_100_ppm(accuracy):
     assert summary["accuracy_worst_ppm"] <= 100
 
 
+def test_verify_agrees_with_the_device_on_every_sweep_log(accuracy):
+    rows, summary = accuracy
+    assert all(r["verify_exit"] == 0 for r in rows), [r for r in rows if r["verify_exit"] != 0]
+    assert summary["verify_disagreements"] == 0
+
+
 def test_no_pass_above_the_limit(accuracy):
     rows, _ = accuracy
     above = [r for r in rows if r["true_loss_ppm"] > LIMIT_PPM]
