@@ -16,7 +16,7 @@ from weigh import Window, W_STABLE, W_ERR_TIMEOUT, STATE_NAMES
 from pid import Pid
 from safety import HeaterGuard, VacuumGuard, LoadcellWatchdog
 
-FW_VERSION = "0.3.0"
+FW_VERSION = "0.4.0"
 
 _TICK_MS = const(1000)
 _SUB_MS = const(100)
@@ -827,6 +827,7 @@ class Controller:
 
     def _compute_verdict(self):
         verdicts = []
+        soak_cut = self.soak_in_spec_ms < self.m["soak_s"] * 1000
         for i in range(self.n):
             z = self._corrected(1, i)
             a = self._corrected(2, i)
@@ -838,8 +839,9 @@ class Controller:
                 res.verdict = V.V_INVALID
             if self.invalid:
                 res.verdict = V.V_INVALID
-            elif self.early_fail[i] and self.m["early_fail"] == "stop" and res.verdict != V.V_FAIL:
-                # the soak was cut short: without a full soak there is no PASS
+            elif soak_cut and res.verdict != V.V_FAIL:
+                # an early FAIL (method early_fail "stop") ended the soak for every cell: without
+                # the full soak no cell can PASS
                 res.verdict = V.V_INCONCLUSIVE
             self.results[i] = res
             verdicts.append(res.verdict)

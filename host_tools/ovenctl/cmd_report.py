@@ -413,7 +413,7 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums;
 .ok{color:#1b7a2e;font-weight:bold}.bad{color:#b3261e;font-weight:bold}.warn{color:#b26a00}
 figure{margin:14px 0}figure img{max-width:100%;border:1px solid #e0e0e0}
 figcaption{color:#5f6368;font-size:0.9em}
-.kv td:first-child{color:#5f6368;white-space:nowrap}
+.kv td:first-child{color:#5f6368;white-space:nowrap}.nw{white-space:nowrap}
 code{font-size:0.92em}.small{font-size:0.85em;color:#5f6368}
 """
 
@@ -496,8 +496,8 @@ def render_html(rep, figs):
     P.append("<table><tr><th>cell</th><th>m0</th><th>m1</th><th>loss</th><th>U (k = 2)</th><th>limit</th>"
              "<th>visible leakage</th><th>early fail</th><th>flags</th><th>verdict</th><th>verify</th></tr>")
     for r in verdict_rows(rep):
-        P.append("<tr><td>%s</td><td class=num>%s</td><td class=num>%s</td><td class=num>%s</td><td class=num>%s</td>"
-                 "<td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>"
+        P.append("<tr><td class=nw>%s</td><td class=num>%s</td><td class=num>%s</td><td class=num>%s</td>"
+                 "<td class=num>%s</td><td class=nw>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>"
                  % (_e(r["cell"]), _e(r["m0"]), _e(r["m1"]), _e(r["loss"]), _e(r["U"]), _e(r["limit"]),
                     _e(r["leak"]), _e(r["early"]), _e(r["flags"]), _badge(r["verdict"]),
                     ('<span class="ok">agrees</span>' if r["match"] else

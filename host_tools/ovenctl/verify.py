@@ -357,7 +357,10 @@ def verify_log(log, path=None):
     blank = cal.get("blank") if isinstance(cal, dict) else None
     if not isinstance(cal, dict):
         ctx.inconsistent("header has no calibration object", offset=0, seq=0)
-    elif blank is not None:
+    elif counts_per_g(hdr) is None:
+        ctx.inconsistent("header calibration.counts_per_g is %r, not a positive number"
+                         % (cal.get("counts_per_g"),), offset=0, seq=0)
+    if isinstance(cal, dict) and blank is not None:
         if not isinstance(blank, list) or len(blank) != n:
             ctx.inconsistent("header calibration.blank is not a list of %d channel fits" % n, offset=0, seq=0)
             blank = None
@@ -367,6 +370,11 @@ def verify_log(log, path=None):
                     drifts[i] = drift_terms(ch, i)
                 except CannotRecompute as e:
                     ctx.inconsistent("cannot recompute: %s" % e, offset=0, seq=0)
+                    continue
+                odd = sorted(str(k) for k, v in ch.items() if not _is_int(v))
+                if odd:
+                    ctx.inconsistent("header calibration.blank[%d]: %s not integer(s) as the drift fit writes them"
+                                     % (i, ", ".join(odd)), offset=0, seq=0)
     out["drift"] = [None if d is None else {"k_counts_per_c": float(d[0]) * 100,
                                             "u_k_counts_per_c": math.sqrt(float(d[1])) * 100,
                                             "t_ref_c": float(d[2]) / 100} for d in drifts]

@@ -144,7 +144,7 @@ def test_report_html_and_pdf(logs, tmp_path, capsys):
     assert not re.search(r"(?i)(https?:|//[a-z]|<script|<link|@import|url\()", text)
     assert all(s.startswith("data:") for s in re.findall(r'src="([^"]*)"', h))
     # identity, method, calibration, verdict block
-    for s in ("sim-3", "gb-2026", "0.3.0", "counts/°C", "Overall verdict: FAIL", "CONSISTENT",
+    for s in ("sim-3", "gb-2026", read_log(lg["data"]).header["fw_version"], "counts/°C", "Overall verdict: FAIL", "CONSISTENT",
               "guarded acceptance", "≤ 0.50 %", "1.67 %", "0.08 %", "visible leakage", "cell-1", "cell-2"):
         assert s in h, s
     dev = read_log(lg["data"]).verdict

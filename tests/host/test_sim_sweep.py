@@ -116,3 +116,16 @@ def test_soak_that_cannot_complete_is_invalid(blank_cache):
 def test_leak_answer_yes_fails(blank_cache):
     res, _ = sweep.run({"seed": 7, "method": sweep.SWEEP_METHOD, "cells": [{"leak_visible": True}]}, blank_cache)
     assert res["verdict"] == "FAIL" and res["cells"][0]["leak_visible"] == 1
+
+
+def test_early_fail_stop_makes_no_cell_pass():
+    """With early_fail "stop", an early FAIL of one cell ends the soak for all: the other cell
+    cannot PASS, and `ovenctl verify` agrees with the device."""
+    from ovenctl.verify import verify_log
+    scn = {"seed": 8, "method": {"base": "gb-2026", "early_fail": "stop"},
+           "cells": [{"mass_g": 30, "volatile_g": 0.5}, {"mass_g": 45, "volatile_g": 0.05}]}
+    res, log = sweep.run(scn, want_log=True)
+    assert res["soak_in_spec_s"] < 21600
+    assert [c["early_fail"] for c in res["cells"]] == [1, 0]
+    assert res["cells"][0]["verdict"] == "FAIL" and res["cells"][1]["verdict"] == "INCONCLUSIVE"
+    assert verify_log(read_log(log))["exit_code"] == 0
