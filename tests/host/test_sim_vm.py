@@ -68,6 +68,8 @@ def test_run_log_from_the_vm(default_run):
     assert len(lg.weighings) == 3
     assert len(lg.samples) >= 30000
     assert len(log) <= 300 * 1024
+    from ovenctl.verify import verify_log
+    assert verify_log(lg)["exit_code"] == 0
 
 
 def test_cli_json_and_errors(tmp_path):

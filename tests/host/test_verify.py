@@ -1,4 +1,4 @@
-"""`ovenctl verify` on real run logs from the simulated bench (firmware in the MicroPython VM):
+"""`ovenctl verify` on real run logs from the simulated bench (firmware under CPython):
 agreement on untouched logs, exit 1 for every flipped byte / removed record / changed verdict,
 exit 2 for unreadable input, and the exact arithmetic against tests/host/reference.py.
 
@@ -21,7 +21,7 @@ if HERE not in sys.path:
 
 import reference  # noqa: E402
 from ovenctl import cli, verify  # noqa: E402
-from ovenctl.cmd_sim import simulate  # noqa: E402
+from ovenctl import sweep  # noqa: E402
 from ovenctl.logfile import LogError, read_log  # noqa: E402
 from ovenctl.scenario import normalize  # noqa: E402
 
@@ -39,13 +39,12 @@ _cache = {}
 
 
 def sim_logs():
-    """{name: (sim result dict, log bytes)}; the three simulations run once per process, in parallel."""
+    """{name: (sim result dict, log bytes)}; simulated once per process with the firmware under
+    CPython (the same code; test_sim_vm.py verifies a log made inside the MicroPython VM)."""
     with _lock:
         if not _cache:
-            with ThreadPoolExecutor(len(SCENARIOS)) as ex:
-                futs = {k: ex.submit(simulate, normalize(v), 0, True) for k, v in SCENARIOS.items()}
-                for k, f in futs.items():
-                    _cache[k] = f.result()
+            for k, v in SCENARIOS.items():
+                _cache[k] = sweep.run(v, want_log=True)
     return _cache
 
 
