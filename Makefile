@@ -9,6 +9,8 @@ STAMP   := .venv/.setup-stamp
 .PHONY: setup test demo bench clean
 
 include mk/lint.mk
+include mk/reliability.mk
+include mk/flash.mk
 
 setup: $(STAMP) node_modules/.package-lock.json
 
@@ -22,7 +24,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: setup
+test: setup lint
 	$(PYTEST) -q -n 2 tests
 
 demo: setup

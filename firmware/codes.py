@@ -36,6 +36,7 @@ F_SOAK_MAX_TIME = const(25)   # in-spec soak not reached within the maximum tota
 F_P_SENSOR = const(26)        # pressure transducer fault
 F_HEATUP_TIMEOUT = const(27)
 F_COOLDOWN_TIMEOUT = const(28)
+F_INTERRUPTED = const(29)     # power cut or reset during the run, not resumed (recovery.py): INVALID
 
 # Operator events (board.operator.poll())
 EV_NONE = const(0)
@@ -66,3 +67,5 @@ SF_P_BAD = const(32)
 SF_FAULT = const(64)
 SF_EXCURSION = const(128)
 E_VAC_EXCURSION = const(110)  # a = 1 start / 0 end, b = pressure Pa (outside the soak: heat-up, cool-down)
+E_RESUMED = const(111)        # run resumed after a power cut: a = outage s, b = resumes so far (recovery.py)
+E_INTERRUPTED = const(112)    # run closed after a power cut: a = outage s (-1 unknown), b = reason (recovery.R_*)

@@ -78,12 +78,16 @@ class Session:
     blank (a stored drift fit or None), new_controller(mode, blank_fit, log) -> app.Controller,
     header(run_id, blank_fit) -> dict for the log header, and optionally run_id."""
 
-    def __init__(self, plan, rx, tx=None, runs_dir=RUNS_DIR, check_space=True):
+    def __init__(self, plan, rx, tx=None, runs_dir=RUNS_DIR, check_space=True, resume=None):
         self.plan = plan
         self.b = plan.board
         self.runs_dir = runs_dir
         _mkdirs(runs_dir)
-        self.run_id = getattr(plan, "run_id", None) or next_run_id(runs_dir, self.b.name)
+        if resume is not None:
+            # (run_id, recovery.LogState, outage_s): continue that run's soak (recover() below)
+            self.run_id = resume[0]
+        else:
+            self.run_id = getattr(plan, "run_id", None) or next_run_id(runs_dir, self.b.name)
         self.path = runs_dir + "/" + self.run_id + ".log"
         self.link = link.Link(rx, tx if tx is not None else link.stdout_tx(), self, runs_dir)
         self.blank_fit = getattr(plan, "blank", None)
@@ -96,7 +100,9 @@ class Session:
         self._check_space = check_space
         _kbd_intr(-1)
         try:
-            if plan.blank_run and self.blank_fit is None:
+            if resume is not None:
+                self._resume_stage(resume[1], resume[2])
+            elif plan.blank_run and self.blank_fit is None:
                 self._start_stage(_STAGE_BLANK)
             else:
                 self._start_stage(_STAGE_TEST)
@@ -112,18 +118,50 @@ class Session:
         else:
             m = self.plan.method
             run_s = m["soak_max_total_s"] + m["heatup_timeout_s"] + m["cooldown_timeout_s"] + 7200
-            if self._check_space and not runlog.space_ok(self.runs_dir, run_s, self.plan.n_cells):
+            if self._check_space and not runlog.space_ok(self.runs_dir, run_s, self.plan.n_cells,
+                                                         statvfs=os.statvfs):
                 self.error = "not enough flash for the run log"
                 print("main.py: %s: test not started" % self.error)
                 self._end(None)
                 return
+            hdr = self.plan.header(self.run_id, self.blank_fit)
+            rtc = _rtc(self.b)
+            if rtc is not None:
+                # a battery-backed clock: the outage of a power cut can be measured (recover())
+                hdr["rtc_start_s"] = rtc
             log = runlog.RunLog(self.plan.n_cells)
-            log.open(self.path, self.plan.header(self.run_id, self.blank_fit))
+            try:
+                log.open(self.path, hdr, opener=open)
+            except OSError as e:
+                self.error = "cannot create the run log (%r)" % (e,)
+                print("main.py: %s: test not started" % self.error)
+                self._end(None)
+                return
             self.log = log
             c = self.plan.new_controller(app.MODE_TEST, self.blank_fit, log)
         c.link_poll = self.link.poll
         self.ctrl = c
         c.start()
+
+    def _resume_stage(self, st, outage_s):
+        self.stage = _STAGE_TEST
+        hdr = st.header
+        lg = hdr["log"]
+        if st.n_cells != self.plan.n_cells:
+            raise ValueError("the resume plan has %d cells, the log %d" % (self.plan.n_cells, st.n_cells))
+        rtc = _rtc(self.b)
+        r0 = hdr.get("rtc_start_s")
+        if rtc is None or not isinstance(r0, int) or rtc < r0 + st.last_t:
+            raise ValueError("no trustworthy clock to resume with")
+        log = runlog.RunLog(st.n_cells, lg.get("sync_every_s", 10), lg.get("keyframe_every", 6))
+        log.reopen(self.path, st.next_seq, st.next_block, st.n_samples, st.last_t, st.valid_end, opener=open)
+        self.log = log
+        cal = hdr.get("calibration")
+        self.blank_fit = cal.get("blank") if isinstance(cal, dict) else None
+        c = self.plan.new_controller(app.MODE_TEST, self.blank_fit, log)
+        c.link_poll = self.link.poll
+        self.ctrl = c
+        c.resume(st, (rtc - r0) * 1000, outage_s)
 
     def _stage_over(self):
         c = self.ctrl
@@ -229,16 +267,165 @@ class Session:
             self._emergency()
 
 
+# ---------------------------------------------------------------- power-cut recovery at boot
+def _rtc(board):
+    """The board's battery-backed clock in seconds, or None (no RTC, or not trustworthy)."""
+    f = getattr(board, "rtc_s", None)
+    if f is None:
+        return None
+    try:
+        return f()
+    except Exception:           # noqa: BLE001  a clock that fails is no clock
+        return None
+
+
+def _finish_tmp(runs_dir, names):
+    # a copy left by _cut_tail (RUN.log.tmp): if RUN.log is still there the rename did not happen
+    # and the copy is dropped; if not, the copy is complete (RUN.log is removed only after it)
+    for name in names:
+        if name.endswith(".log.tmp"):
+            tmp = runs_dir + "/" + name
+            if name[:-4] in names:
+                os.remove(tmp)
+            else:
+                os.rename(tmp, tmp[:-4])
+
+
+def _cut_tail(path, valid_end):
+    """Drop a torn tail (bytes after the last valid record) so that the records appended next
+    follow the last valid one: copy the valid records into RUN.log.tmp, sync it, rename it over
+    the log (atomic on littlefs: the log is whole before and after)."""
+    tmp = path + ".tmp"
+    src = open(path, "rb")
+    try:
+        dst = open(tmp, "wb")
+        try:
+            left = valid_end
+            while left > 0:
+                b = src.read(1024 if left > 1024 else left)
+                if not b:
+                    raise OSError(5)
+                dst.write(b)
+                left -= len(b)
+            dst.flush()
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        os.remove(path)             # a filesystem whose rename does not replace (not littlefs)
+        os.rename(tmp, path)
+
+
+def _close_interrupted(path, st, method, reason, outage_s):
+    """Append the records that end a run which is not resumed: an INTERRUPTED event, the
+    INVALID event (F_INTERRUPTED) unless a fault or an invalid reason is already recorded, a
+    VERDICT (INVALID, or ABORTED after a fault: never PASS) and END. A log whose VERDICT was
+    already written only gets its END."""
+    import recovery as R
+    lg = st.header.get("log")
+    lg = lg if isinstance(lg, dict) else {}
+    log = runlog.RunLog(st.n_cells, lg.get("sync_every_s", 10), lg.get("keyframe_every", 6))
+    log.reopen(path, st.next_seq, st.next_block, st.n_samples, st.last_t, st.valid_end, opener=open)
+    if not st.verdict_seen:
+        t = R.event_t_ms(st)
+        log.event(t, C.E_INTERRUPTED, outage_s, reason)
+        if not st.fault and not st.invalid:
+            log.event(t, C.E_INVALID, C.F_INTERRUPTED, 0)
+        log.verdict(R.verdict_record(st, method))
+    log.close()
+    if log.status:
+        raise OSError(5, "the run log could not be closed")
+
+
+def recover(bs, runs_dir=RUNS_DIR, link_rx=None, link_tx=None):
+    """At boot, before a new test: every run log without END was cut by a power loss or a reset.
+    The newest may resume its soak (recovery.decide: docs/APP.md "Power cuts"), given a board
+    with a resume plan (bs.resume_plan(header) -> plan, optional) and a battery-backed clock;
+    every other one is closed INTERRUPTED. Returns the resumed Session, or None. A log without a
+    valid header (a cut inside its very first write) is left as it is."""
+    import recovery as R
+    try:
+        names = os.listdir(runs_dir)
+    except OSError:
+        return None
+    _finish_tmp(runs_dir, names)
+    names = [n for n in os.listdir(runs_dir) if n.endswith(".log")]
+    names.sort()
+    todo = []
+    for name in names:
+        path = runs_dir + "/" + name
+        size = os.stat(path)[6]
+        f = open(path, "rb")
+        try:
+            done = R.has_end(f, size)
+        finally:
+            f.close()
+        if not done:
+            todo.append((name, size))
+    session = None
+    for name, size in todo:
+        path = runs_dir + "/" + name
+        f = open(path, "rb")
+        try:
+            st = R.scan(f, size)
+        finally:
+            f.close()
+        if st.header is None:
+            print("main.py: %s has no valid header: left as it is" % name)
+            continue
+        if st.torn:
+            _cut_tail(path, st.valid_end)
+        m = R.method_of(st)
+        latest = name == names[-1]
+        plan = None
+        rtc = None
+        tc_ok = p_ok = False
+        temp = p = 0
+        rp = getattr(bs, "resume_plan", None) if bs is not None else None
+        if rp is not None and R.candidate(st, m, latest) == R.RESUME:
+            plan = rp(st.header)
+            if plan is not None:
+                b = plan.board
+                rtc = _rtc(b)
+                tc_ok = b.tc.read() == C.OK
+                temp = b.tc.temp_c_x100
+                p_ok = b.pressure.read() == C.OK
+                p = b.pressure.pa
+        action, out = R.decide(st, m, plan is not None, rtc, tc_ok, temp, p_ok, p, latest)
+        if action == R.RESUME:
+            try:
+                session = Session(plan, link_rx() if link_rx else link.RxRing(16), link_tx() if link_tx else None,
+                                  runs_dir, resume=(name[:-4], st, out))
+                print("main.py: test %s resumed after a power cut of %d s" % (name[:-4], out))
+                continue
+            except Exception as e:      # noqa: BLE001  then it is closed like any other
+                print("main.py: resuming %s failed (%r)" % (name, e))
+                session = None
+                action = R.R_NO_PLAN
+        _close_interrupted(path, st, m, action, out)
+        print("main.py: run %s was cut by a power loss or reset: closed (%s)" % (name[:-4], R.REASON_NAMES[action]))
+    return session
+
+
 def main():
     if board_select is None:
         print("main.py: no board_select module on this device: idle (REPL)")
         return None
-    plan = board_select.autostart()
-    if plan is None:
-        return None
-    s = Session(plan, board_select.link_rx(), board_select.link_tx(),
-                check_space=getattr(plan, "check_space", True))
-    print("main.py: test %s started; serial link protocol active (docs/PROTOCOL.md)" % s.run_id)
+    s = None
+    try:
+        s = recover(board_select, RUNS_DIR, board_select.link_rx, board_select.link_tx)
+    except Exception as e:          # noqa: BLE001  recovery never keeps the device from booting
+        print("main.py: power-cut recovery failed: %r" % (e,))
+    if s is None:
+        plan = board_select.autostart()
+        if plan is None:
+            return None
+        s = Session(plan, board_select.link_rx(), board_select.link_tx(),
+                    check_space=getattr(plan, "check_space", True))
+        print("main.py: test %s started; serial link protocol active (docs/PROTOCOL.md)" % s.run_id)
     if getattr(board_select, "HOST_DRIVEN", False):
         # the virtual device: its host (node) calls s.advance() and services the serial port
         # between calls

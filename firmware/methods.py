@@ -21,6 +21,8 @@ _INT_FIELDS = (
     ("stable_hold", 20, 1, 1000, "samples the spread must stay within the limit"),
     ("weigh_timeout_s", 300, 10, 3600, "time allowed for a stable reading, s"),
     ("blank_soak_s", 1800, 0, 86400, "soak time of the blank (empty-pan) calibration run, s"),
+    ("resume_grace_s", 120, 0, 3600, "longest power cut after which a soak may resume (recovery.py), s; 0 = never"),
+    ("resume_max", 3, 0, 100, "most power-cut resumes per run"),
 )
 
 _CHOICES = (
@@ -70,8 +72,8 @@ def validate(obj):
     if not isinstance(obj, dict):
         raise MethodError("", "a method is a preset name or an object")
     base = obj.get("base", "gb-2026")
-    if not isinstance(base, str):
-        raise MethodError("base", "must be a preset name")
+    if not isinstance(base, str) or base not in PRESETS:
+        raise MethodError("base", "must be a preset name (%s)" % ", ".join(sorted(PRESETS)))
     m = preset(base)
     m["name"] = "custom"
     known = {"base": 1, "name": 1}

@@ -215,6 +215,7 @@ class RunLog:
         self._has_t = False
         self._based = False
         self._tsync = 0
+        self._force_kf = 0
         self.n_samples = 0
         self.dropped_samples = 0
         self.dropped_events = 0
@@ -244,6 +245,32 @@ class RunLog:
             self._wmode = 2
         self._write_bytes(self._frame(T_HEADER, rec_payload))
         self._flush()
+
+    def reopen(self, path, next_seq, next_block, n_samples, last_t_s, size, opener=open):
+        """Continue a run log after a power cut or reset (recovery.py, docs/APP.md "Power cuts"):
+        append after its last valid record (the caller has cut a torn tail first). The record
+        sequence and the block numbers continue; the next block is a keyframe whatever its number
+        (the predictor state was lost with the RAM). n_samples counts the samples already in the
+        file, so that END stays equal to what a reader decodes; samples must be later than
+        last_t_s."""
+        if self._f is not None:
+            self.close()
+        f = opener(path, "ab")
+        self._reset()
+        self._f = f
+        try:
+            f.write(self._out, 0, 0)
+            self._wmode = 1
+        except TypeError:
+            self._wmode = 2
+        self._seq = next_seq
+        self._bno = next_block
+        self._force_kf = 1
+        self.n_samples = n_samples
+        if n_samples:
+            self._tlast = last_t_s
+            self._has_t = True
+        self.bytes_written = size
 
     def _frame(self, typ, payload):
         n = len(payload)
@@ -439,8 +466,9 @@ class RunLog:
         n = self.n_cells
         if self._ns == 0:
             self._t0 = t_s
-            if self._bno % self.keyframe_every == 0:
+            if self._force_kf or self._bno % self.keyframe_every == 0:
                 self._kf = 1
+                self._force_kf = 0
                 st[0] = t_s - 1
                 for i in range(1, 7):
                     st[i] = 0

@@ -93,10 +93,21 @@ class SimOperator:
         return C.EV_NONE
 
 
+class WatchdogReset(BaseException):
+    """The simulated hardware watchdog fired: the MCU resets. A BaseException so that nothing in
+    the firmware catches it: on a board no code at all runs after the reset."""
+
+
 class SimBoard:
+    """rtc: the board has a battery-backed clock (rtc_s() is the model's clock, which keeps
+    running across a simulated power cut as long as the Bench object lives); without it rtc_s()
+    is None. wdt_ms: the hardware watchdog, armed (like machine.WDT) when not 0: if the firmware
+    lets wait_until_ms() go more than wdt_ms past its last wdt_feed(), the board resets: the
+    outputs drop to their power-on state (everything off, contactor open) at that model time,
+    and WatchdogReset is raised."""
     name = "sim"
 
-    def __init__(self, bench):
+    def __init__(self, bench, rtc=False, wdt_ms=0):
         self.bench = bench
         self.n_cells = bench.n_cells
         self.tc = MAX31855(_TcSpi(bench), _Pin())
@@ -110,6 +121,11 @@ class SimBoard:
         self.buzzer = 0
         self.safe_calls = []        # model times (ms) of outputs_safe()
         self.heater_on_ms = -1
+        self.has_rtc = rtc
+        self.wdt_ms = wdt_ms
+        self._wdt_fed_ms = bench.t_ms
+        self.wdt_resets = 0
+        self.reset_at_ms = -1
 
     def ticks_ms(self):
         return self.bench.t_ms
@@ -118,9 +134,37 @@ class SimBoard:
         return a - b
 
     def wait_until_ms(self, t_ms):
+        if self.wdt_ms and t_ms - self._wdt_fed_ms > self.wdt_ms:
+            reset_ms = self._wdt_fed_ms + self.wdt_ms
+            if reset_ms > self.bench.t_ms:
+                self.bench.advance(reset_ms - self.bench.t_ms)
+            self._wdt_reset()
+            raise WatchdogReset("watchdog: not fed for %d ms" % self.wdt_ms)
         dt = t_ms - self.bench.t_ms
         if dt > 0:
             self.bench.advance(dt)
+
+    def rtc_s(self):
+        return self.bench.t_ms // 1000 if self.has_rtc else None
+
+    def power_on_state(self):
+        """What a reset or a power cut leaves: every output de-energised."""
+        b = self.bench
+        b.heater_duty_ppm = 0
+        b.heater_contactor = 0
+        b.pump_on = 0
+        b.vent_open = 0
+        self.buzzer = 0
+
+    def _wdt_reset(self):
+        self.power_on_state()
+        self.wdt_resets += 1
+        self.reset_at_ms = self.bench.t_ms
+        self.wdt_ms = 0             # disarmed until the firmware arms it again after the reset
+
+    def wdt_start(self, wdt_ms):
+        self.wdt_ms = wdt_ms
+        self._wdt_fed_ms = self.bench.t_ms
 
     def outputs_safe(self):
         b = self.bench
@@ -147,3 +191,4 @@ class SimBoard:
 
     def wdt_feed(self):
         self.wdt_feeds += 1
+        self._wdt_fed_ms = self.bench.t_ms

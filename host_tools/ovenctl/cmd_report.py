@@ -386,7 +386,7 @@ def loss_curves(log, rep):
         if m1 and isinstance(dc.get("loss_ppm"), int):
             u = dc.get("u_ppm")
             final = (m1[0]["t_ms"] / 3.6e6, dc["loss_ppm"] / 10000.0, u / 10000.0 if isinstance(u, int) else None)
-        elif m1:
+        elif m1 and verify.weigh_mean(m1[0]) is not None:      # (an m1 record without samples: no dot)
             b = corr(float(verify.weigh_mean(m1[0])), m1[0]["lc_temp_c_x100"], None)
             final = (m1[0]["t_ms"] / 3.6e6, 100.0 * (a - b) / d, None)
         out.append((tt, yy, final))

@@ -205,7 +205,7 @@ def test_methods_errors_name_the_field():
         ({"comparator": "ge"}, "comparator"),
         ({"bogus": 1}, "bogus"),
         ({"soak_s": 30000, "soak_max_total_s": 20000}, "soak_max_total_s"),
-        ({"base": "nope"}, "name"),
+        ({"base": "nope"}, "base"),
     )
     for obj, field in cases:
         try:

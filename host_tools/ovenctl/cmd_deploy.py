@@ -1,0 +1,60 @@
+"""`ovenctl deploy`: put the firmware on a board (or the virtual device), verified."""
+import json
+import sys
+
+from ovenctl import deploy as D
+
+
+def add_parser(sub):
+    p = sub.add_parser("deploy", help="copy the firmware to a board: compile, copy, install dependencies, verify",
+                       description="Compiles every firmware module with mpy-cross (plain bytecode .mpy: runs on every "
+                                   "port, no -march needed as the firmware has no native code) and copies them "
+                                   "with mpremote into /lib on the device on PORT, with the board's files "
+                                   "(board.py, pins.py, board_select.py; for sim the simulated bench), /main.py "
+                                   "(source) and /deploy.json (what was deployed). Installs the board's mip "
+                                   "dependencies (firmware/package.json: the SSD1306 driver) first, so a "
+                                   "dependency that cannot be fetched leaves the device unchanged. Removes stale "
+                                   "files (a module's other .py/.mpy variant, files of the previous deploy), then "
+                                   "compares the sha256 of every file computed on the device with the local one "
+                                   "and soft-resets the device so that main.py starts the new firmware. Refused "
+                                   "while a test is running. Identical files are not copied again.")
+    p.add_argument("--board", required=True, choices=sorted(D.BOARDS),
+                   help="pico (RP2040), esp32 (WROOM-32) or sim (the virtual device of `ovenctl vdev`)")
+    p.add_argument("--port", required=True, metavar="PORT", help="serial port (see `ovenctl ports`)")
+    p.add_argument("--no-compile", action="store_true", help="copy the .py sources instead of compiled .mpy files")
+    p.add_argument("--config", metavar="FILE",
+                   help="also write FILE as /config.json (method, board settings, blank_run, counts_per_g, cells: "
+                        "see firmware/plan.py); checked before anything is copied")
+    p.add_argument("--index", metavar="URL|DIR",
+                   help="mip package index for the dependencies (default micropython-lib's "
+                        "https://micropython.org/pi/v2; a local directory with the same layout works offline)")
+    p.add_argument("--no-deps", action="store_true", help="skip the mip dependencies (the display stays off "
+                                                            "unless the driver is already on the device)")
+    p.add_argument("--no-reset", action="store_true", help="do not soft-reset the device at the end")
+    p.add_argument("--force", action="store_true",
+                   help="deploy even if the device's sys.platform does not match --board")
+    p.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
+    p.epilog = "exit status: 0 deployed and verified, 1 failed or refused (a test is running), 2 usage"
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from ovenctl.cli import UserError
+
+    def log(msg):
+        print(msg, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    try:
+        config = D.check_config(args.config) if args.config else None
+    except D.DeployError as e:
+        raise UserError(str(e), code=2)
+    try:
+        res = D.deploy(args.board, args.port, compile_mpy=not args.no_compile, deps=not args.no_deps,
+                       index=args.index, config=config, reset=not args.no_reset, force=args.force, log=log)
+    except D.DeployError as e:
+        raise UserError(str(e), code=1)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        log("deploy: done in %.1f s. Check with: mpremote connect %s fs ls :/lib" % (res["wall_s"], args.port))
+    return 0

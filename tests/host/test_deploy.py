@@ -1,0 +1,429 @@
+"""`ovenctl deploy` / `make flash` against the virtual device with the real mpremote: deploy
+--board sim to a fresh device and verify it, a re-deploy that copies only what changed, a refused
+deploy while a test runs, a mip dependency that cannot be fetched (named, device unchanged), the
+pico layout with a local mip index, and a whole accelerated test run by the DEPLOYED firmware
+whose verdict matches `ovenctl sim`. The real boards' board_select + firmware/plan.py on a fake
+`machine` in the VM. Plus the static checks: board_select pins, package.json, manifest.py.
+Every child process runs in its own session and is killed in a finally block."""
+import ast
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from ovenctl import deploy as D
+from ovenctl.logfile import read_log
+from test_vdev import MPREMOTE, OVENCTL, Vdev, cli, mpremote
+
+ROOT = D.ROOT
+SCENARIO = os.path.join(ROOT, "boards", "sim", "scenarios", "default.json")
+UNREACHABLE = "http://127.0.0.1:9"          # nothing listens on the discard port
+
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is needed for the MicroPython VM")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    e = dict(os.environ)
+    e["OVENCTL_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("runtime"))
+    return e
+
+
+def _flash(fs):
+    """{path: bytes} of every file in the device's flash directory."""
+    out = {}
+    for dirpath, _, names in os.walk(fs):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            with open(p, "rb") as f:
+                out["/" + os.path.relpath(p, fs)] = f.read()
+    return out
+
+
+def _fake_index(d):
+    """A mip index directory with a stand-in `ssd1306` package (what micropython-lib serves:
+    package/6/<name>/latest.json listing files by short sha256, file/<xx>/<hash>)."""
+    src = d / "ssd1306.py"
+    src.write_text("class SSD1306_I2C:\n    def __init__(self, w, h, i2c):\n        pass\n")
+    mpy = d / "ssd1306.mpy"
+    subprocess.run([D.tool("mpy-cross"), "-o", str(mpy), str(src)], check=True)
+    data = mpy.read_bytes()
+    h = hashlib.sha256(data).hexdigest()[:8]
+    (d / "file" / h[:2]).mkdir(parents=True)
+    (d / "file" / h[:2] / h).write_bytes(data)
+    (d / "package" / "6" / "ssd1306").mkdir(parents=True)
+    (d / "package" / "6" / "ssd1306" / "latest.json").write_text(json.dumps(
+        {"hashes": [["ssd1306.mpy", h]], "version": "0.0-test"}))
+    return str(d), data
+
+
+@pytest.fixture(scope="module")
+def reference(env):
+    """`ovenctl sim` on the default scenario, started at once in the background."""
+    p = subprocess.Popen(OVENCTL + ["sim", "--scenario", SCENARIO, "--json", "--progress", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    cache = []
+
+    def get():
+        if not cache:
+            try:
+                out, err = p.communicate(timeout=300)
+            finally:
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGKILL)
+            assert p.returncode == 0, err
+            cache.append(json.loads(out))
+        return cache[0]
+    yield get
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(10)
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory, env, reference):
+    """A fresh idle virtual device: deploy --board sim, look at it with mpremote, deploy again,
+    then a pico deploy whose mip dependency cannot be fetched."""
+    reference  # noqa: B018  (start the reference run now, in parallel)
+    fs = tmp_path_factory.mktemp("dep") / "flash"
+    v = Vdev(env, fs)
+    d = {"fs": fs, "port": v.port}
+    try:
+        p = cli(env, "deploy", "--board", "sim", "--port", v.port, "--json", timeout=120)
+        d["first"], d["first_log"] = json.loads(p.stdout), p.stderr
+        d["flash_1"] = _flash(fs)
+        d["ls"] = mpremote(v.port, "fs", "ls", ":/lib")
+        p = cli(env, "deploy", "--board", "sim", "--port", v.port, "--json", timeout=120)
+        d["again"] = json.loads(p.stdout)
+        d["flash_2"] = _flash(fs)
+        d["mip_fail"] = cli(env, "deploy", "--board", "pico", "--port", v.port, "--force", "--index", UNREACHABLE,
+                            check=False, timeout=120)
+        d["flash_3"] = _flash(fs)
+        d["wrong_board"] = cli(env, "deploy", "--board", "esp32", "--port", v.port, check=False, timeout=60)
+        # the device still answers after all that
+        d["alive"] = mpremote(v.port, "exec", "print(6*7)").strip()
+    finally:
+        v.stop()
+    return d
+
+
+@pytest.fixture(scope="module")
+def run_on_deployed(deployed, env):
+    """Power the deployed device on with the default scenario (the vdev's autostart) and let the
+    deployed main.py / board_select / firmware run the whole test at full speed."""
+    fs = deployed["fs"]
+    v = Vdev(env, fs, scenario=SCENARIO, speed=0)
+    d = {}
+    try:
+        assert v.ended.wait(150), v.err
+        d["modules"] = mpremote(v.port, "resume", "exec",
+                                "import sys\nfor k in sorted(sys.modules):\n"
+                                " print(k, getattr(sys.modules[k], '__file__', '-'))")
+    finally:
+        v.stop()
+    d["log"] = read_log((fs / "runs" / "sim-0001.log").read_bytes())
+    return d
+
+
+# ------------------------------------------------------------------------------------------ deploy
+@needs_node
+def test_deploy_sim_to_a_fresh_device_is_verified(deployed):
+    res = deployed["first"]
+    files = {f["path"]: f for f in res["files"]}
+    mods = [m[:-3] for m in D.firmware_modules()]
+    assert set(files) == ({"/lib/%s.mpy" % m for m in mods} | {"/main.py", "/deploy.json", "/lib/board_select.mpy"}
+                          | {"/lib/sim/%s.mpy" % m for m in ("__init__", "model", "board", "runner")})
+    assert res["verified"] == len(files) and res["deps"] == [] and res["up_to_date"] == 0
+    assert res["device"]["platform"] == "webassembly" and res["device"]["mpy"] & 0xFF == 6
+    # independently of the tool: the device's flash holds exactly these bytes
+    flash = deployed["flash_1"]
+    for path, f in files.items():
+        assert hashlib.sha256(flash[path]).hexdigest() == f["sha256"], path
+    assert flash["/main.py"] == open(os.path.join(ROOT, "firmware", "main.py"), "rb").read()
+    assert all(flash[p][:1] == b"M" for p in files if p.endswith(".mpy"))       # .mpy header
+    man = json.loads(flash["/deploy.json"])
+    assert man["board"] == "sim" and man["compiled"] is True and man["fw_version"] == res["fw_version"]
+    assert man["files"] == {p: f["sha256"] for p, f in files.items() if p != "/deploy.json"}
+    assert "app.mpy" in deployed["ls"] and "board_select.mpy" in deployed["ls"]
+    # the soft reset ran the new main.py to the REPL without a traceback
+    assert "soft reboot" in res["boot"] and "Traceback" not in res["boot"]
+    for step in ("device: MicroPython", "mip: the sim board needs no dependency",
+                 "verified: sha256 of %d" % len(files)):
+        assert step in deployed["first_log"]
+    assert deployed["alive"] == "42"
+
+
+@needs_node
+def test_deploy_again_copies_only_what_changed(deployed):
+    res = deployed["again"]
+    # only /deploy.json (its timestamp) differs; everything else is skipped by mpremote's hash check
+    assert res["up_to_date"] == len(res["files"]) - 1 and res["verified"] == len(res["files"])
+    assert res["removed"] == []
+    a, b = deployed["flash_1"], deployed["flash_2"]
+    assert set(a) == set(b) and all(a[p] == b[p] for p in a if p != "/deploy.json")
+
+
+@needs_node
+def test_a_dependency_that_cannot_be_fetched_is_named_and_changes_nothing(deployed):
+    p = deployed["mip_fail"]
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    err = p.stderr
+    assert "ovenctl deploy: error: cannot install the mip dependency 'ssd1306'" in err, err
+    assert UNREACHABLE in err and "refused" in err.lower() and "--no-deps" in err
+    assert "was not changed" in err
+    # the sim deployment on the device is exactly as it was
+    assert deployed["flash_3"] == deployed["flash_2"]
+
+
+@needs_node
+def test_the_wrong_board_is_refused(deployed):
+    p = deployed["wrong_board"]
+    assert p.returncode == 1 and "sys.platform 'webassembly' (the sim board), not 'esp32'" in p.stderr
+
+
+@needs_node
+def test_deploy_is_refused_while_a_test_runs(tmp_path, env):
+    fs = tmp_path / "flash"
+    v = Vdev(env, fs, scenario=SCENARIO, speed=600)
+    try:
+        p = cli(env, "deploy", "--board", "sim", "--port", v.port, check=False, timeout=60)
+        st = json.loads(cli(env, "status", "--port", v.port, "--json").stdout)
+    finally:
+        v.kill()
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "a test is running on %s (run sim-0001" % v.port in p.stderr and "deploy refused" in p.stderr
+    assert st["state"] == "run"                                 # the test went on
+    flash = _flash(fs)                                          # nothing was copied
+    assert not [f for f in flash if f.startswith("/lib") or f in ("/main.py", "/deploy.json")], sorted(flash)
+
+
+@needs_node
+def test_pico_layout_with_a_local_mip_index(tmp_path, env):
+    """--board pico on the virtual device (--force: it is not an RP2040; --no-reset: its main.py
+    needs `machine`): the board's files flat in /lib, the dependency from a local index."""
+    index, ssd = _fake_index(tmp_path)
+    fs = tmp_path / "flash"
+    v = Vdev(env, fs)
+    try:
+        # a stale source that would shadow the new .mpy, left by an older deploy
+        mpremote(v.port, "exec", "import os\nos.mkdir('/lib')\nf=open('/lib/app.py','w');f.write('X=1');f.close()")
+        p = cli(env, "deploy", "--board", "pico", "--port", v.port, "--force", "--no-reset", "--index", index,
+                "--json", timeout=120)
+        res = json.loads(p.stdout)
+        out = mpremote(v.port, "exec", "import ssd1306, pins\nprint(ssd1306.SSD1306_I2C.__name__, pins.PORT, "
+                                       "ssd1306.__file__)")
+    finally:
+        v.stop()
+    flash = _flash(fs)
+    assert res["deps"] == ["ssd1306"] and res["boot"] is None and "mip: ssd1306 installed" in p.stderr
+    assert res["removed"] == ["/lib/app.py"] and "/lib/app.py" not in flash
+    for name in ("board", "pins", "board_select", "plan", "app"):
+        assert "/lib/%s.mpy" % name in flash
+    assert flash["/lib/ssd1306.mpy"] == ssd
+    assert out.split() == ["SSD1306_I2C", "rp2", "/lib/ssd1306.mpy"]
+    assert json.loads(flash["/deploy.json"])["deps"] == ["ssd1306"]
+
+
+@needs_node
+def test_the_deployed_firmware_runs_the_test_like_ovenctl_sim(run_on_deployed, reference):
+    mods = dict(ln.split(" ", 1) for ln in run_on_deployed["modules"].splitlines() if " " in ln)
+    # the run used the deployed bytecode in /lib, not the virtual device's built-in copy in /rom
+    for m in ("app", "board_select", "link", "runlog", "verdict", "weigh", "sim.model", "sim.runner"):
+        assert mods[m] == "/lib/%s.mpy" % m.replace(".", "/"), (m, mods.get(m))
+    log = run_on_deployed["log"]
+    ref = reference()
+    assert log.complete and log.problems == []
+    assert log.header["board"] == "sim" and log.header["run_id"] == "sim-0001"
+    assert log.verdict["verdict"] == ref["verdict"] == "PASS"
+    assert [c["loss_ppm"] for c in log.verdict["cells"]] == [c["loss_ppm"] for c in ref["cells"]]
+    assert [c["verdict"] for c in log.verdict["cells"]] == [c["verdict"] for c in ref["cells"]]
+    assert [c["u_ppm"] for c in log.verdict["cells"]] == [c["u_ppm"] for c in ref["cells"]]
+
+
+# ------------------------------------------------------------------------------------------ static
+def _safe_low(board):
+    tree = ast.parse(open(os.path.join(ROOT, "boards", board, "board_select.py")).read())
+    top_imports = []
+    safe = None
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top_imports += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            top_imports.append(node.module)
+        elif isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "SAFE_LOW":
+            safe = ast.literal_eval(node.value)
+    return safe, top_imports
+
+
+@pytest.mark.parametrize("board", ["pico", "esp32"])
+def test_board_select_drives_the_right_pins_and_imports_only_machine(board):
+    safe, imports = _safe_low(board)
+    assert imports == ["machine"]
+    ns = {}
+    exec(open(os.path.join(ROOT, "boards", board, "pins.py")).read(), ns)
+    gpio = {name: g for name, g, _ in ns["PINS"]}
+    assert safe == tuple(gpio[n] for n in ("ssr", "contactor", "pump", "vent", "buzzer"))
+    src = open(os.path.join(ROOT, "boards", board, "board_select.py")).read()
+    for name in ("def outputs_off", "def autostart", "def link_rx", "def link_tx", "HOST_DRIVEN = False"):
+        assert name in src
+
+
+def test_package_json_is_a_mip_package_of_the_firmware():
+    pkg = json.load(open(D.PACKAGE_JSON))
+    assert sorted(u[0] for u in pkg["urls"]) == D.firmware_modules()
+    assert all(u[0] == u[1] for u in pkg["urls"])           # relative URLs: next to package.json
+    assert pkg["deps"] == [["ssd1306", "latest"]] and D.package_deps() == [("ssd1306", "latest")]
+    # no "version": the firmware's is app.FW_VERSION (recorded in /deploy.json), not a second copy
+    assert set(pkg) == {"urls", "deps"}
+
+
+def _manifest(**kwargs):
+    """Run firmware/manifest.py the way MicroPython's tools/manifestfile.py does (cwd = its
+    directory, options from include()'s kwargs) with recording stand-ins."""
+    got = {"modules": [], "require": []}
+
+    class Options:
+        def __init__(self, kw):
+            self._kw, self._d = kw, {}
+
+        def defaults(self, **kw):
+            self._d = kw
+
+        def __getattr__(self, n):
+            return self._kw.get(n, self._d.get(n))
+
+    def module(path, base_path=".", opt=None):
+        full = os.path.abspath(os.path.join(base_path, path))
+        assert os.path.isfile(full), full
+        got["modules"].append(os.path.relpath(full, ROOT))
+
+    g = {"options": Options(kwargs), "module": module, "require": lambda n, **k: got["require"].append(n)}
+    cwd = os.getcwd()
+    os.chdir(D.FIRMWARE)
+    try:
+        exec(open("manifest.py").read(), g)
+    finally:
+        os.chdir(cwd)
+    return got
+
+
+@pytest.mark.parametrize("board", ["pico", "esp32"])
+def test_manifest_freezes_what_deploy_copies(board):
+    got = _manifest(board=board) if board != "pico" else _manifest()        # pico is the default
+    assert sorted(got["modules"]) == sorted(src for src, _ in D.sources(board))
+    assert got["require"] == ["ssd1306"]
+    assert "firmware/main.py" not in got["modules"]
+    with pytest.raises(ValueError):
+        _manifest(board="sim")
+
+
+def test_stage_without_compiling_and_a_module_that_does_not_compile(tmp_path, monkeypatch):
+    st = D.stage("esp32", compile_mpy=False, out_dir=str(tmp_path / "s"))
+    dests = {f["dest"] for f in st["files"]}
+    assert "/lib/app.py" in dests and "/lib/board.py" in dests and not any(d.endswith(".mpy") for d in dests)
+    assert st["manifest"]["compiled"] is False and st["manifest"]["deps"] == ["ssd1306"]
+    bad = tmp_path / "broken.py"
+    bad.write_text("def f(:\n")
+    monkeypatch.setattr(D, "sources", lambda board: [(str(bad), "/lib/broken")])
+    with pytest.raises(D.DeployError, match="mpy-cross cannot compile .*broken.py"):
+        D.stage("sim", out_dir=str(tmp_path / "s2"))
+
+
+def test_config_is_checked_before_the_device_is_touched(tmp_path, env):
+    bad = tmp_path / "c.json"
+    bad.write_text(json.dumps({"method": {"base": "gb-2026", "soak_s": 5}}))
+    p = cli(env, "deploy", "--board", "sim", "--port", "/dev/nonexistent-port", "--config", bad, check=False)
+    assert p.returncode == 2 and "--config" in p.stderr and "soak_s" in p.stderr
+    good = tmp_path / "g.json"
+    good.write_text(json.dumps({"method": "tcsae-434-2025", "board": {"tc": "max31856"}, "counts_per_g": 4194}))
+    st = D.stage("pico", config=D.check_config(str(good)), out_dir=str(tmp_path / "s"))
+    cfg = [f for f in st["files"] if f["dest"] == "/config.json"][0]
+    assert json.load(open(cfg["local"]))["method"] == "tcsae-434-2025"
+    p = cli(env, "deploy", "--board", "sim", "--port", "/dev/nonexistent-port", check=False)
+    assert p.returncode == 1 and "cannot open /dev/nonexistent-port" in p.stderr
+
+
+def test_help_and_make_flash(env):
+    p = cli(env, "deploy", "--help")
+    assert "usage: ovenctl deploy" in p.stdout and "--no-compile" in p.stdout
+    p = cli(env, "deploy", "--board", "nope", "--port", "x", check=False)
+    assert p.returncode == 2
+    p = subprocess.run(["make", "-s", "flash"], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode != 0 and "usage: make flash BOARD=" in p.stderr
+    p = subprocess.run(["make", "-n", "flash", "BOARD=pico", "PORT=/dev/ttyACM0"], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert "ovenctl deploy --board pico --port /dev/ttyACM0" in p.stdout
+    assert os.path.exists(MPREMOTE) and sys.executable
+
+
+# ------------------------------------------------------------------------------------------ real boards' board_select
+_BOARD_SELECT = r'''
+sys.path.insert(0, "/boards/%(board)s")     # flat, as `ovenctl deploy` lays the board's files out in /lib
+import board_select
+board_select.outputs_off()
+out = {"off": [e[1:] for e in LOG]}
+import plan
+import board as B
+
+
+class Mod:
+    DEFAULTS = B.DEFAULTS
+
+    def __init__(self, intr):
+        self.intr = intr
+
+    def make_board(self, cfg):
+        b = B.make_board(cfg)
+        b.operator.scan_in_poll = True      # no real timer here: poll() scans the buttons itself
+        if self.intr:
+            def poll():
+                raise KeyboardInterrupt     # Ctrl-C from mpremote while idle
+            b.operator.poll = poll
+        return b
+
+
+def show(b, m):
+    out["shown"] = m["name"]
+    out["wdt_while_idle"] = [e for e in LOG if e[0] == "wdt"]
+    Pin.ALL[B._G["btn_start"]].v = 0         # the operator presses START
+
+
+del LOG[:]
+p = plan.autostart(Mod(False), config_path="/none.json", blank_path="/none/blank.json", show=show)
+out["plan"] = [p.method["name"], p.n_cells, p.board.name, p.blank, p.blank_run]
+out["wdt"] = [e for e in LOG if e[0] == "wdt"]
+h = p.header("%(board)s-0001", None)
+out["header"] = [h["board"], h["run_id"], h["calibration"]["counts_per_g"]]
+p.board.deinit()
+del LOG[:]
+said = []
+out["intr"] = plan.autostart(Mod(True), config_path="/none.json", show=show, say=said.append)
+out["intr_log"] = [e[0] for e in LOG if e[0] in ("wdt", "timer_deinit")]
+out["said"] = said
+out["api"] = [callable(board_select.link_rx), callable(board_select.link_tx), board_select.HOST_DRIVEN]
+print("@@J" + json.dumps(out))
+'''
+
+
+@pytest.mark.parametrize("board", ["pico", "esp32"])
+def test_board_select_on_a_fake_machine_in_the_vm(board):
+    """The real boards' board_select + firmware/plan.py + board.py in the MicroPython VM on the
+    fake `machine` of tests/host/test_pins.py: outputs off first, idle without a watchdog, START
+    arms it, Ctrl-C leaves the board idle and deinitialised."""
+    from test_pins import _FAKE_MACHINE
+    from vmbridge import run_vm_code
+    out = run_vm_code(_FAKE_MACHINE + _BOARD_SELECT % {"board": board}, paths=("firmware", "boards"))
+    r = json.loads([x for x in out.splitlines() if x.startswith("@@J")][0][3:])
+    safe, _ = _safe_low(board)
+    assert r["off"] == [[g, 1, -1, 0] for g in safe]           # Pin(g, Pin.OUT, value=0), nothing else
+    assert r["shown"] == "gb-2026" and r["wdt_while_idle"] == []
+    assert r["plan"] == ["gb-2026", 4 if board == "pico" else 2, board, None, True]
+    assert r["wdt"] == [["wdt", 8000]]                          # armed at START, default 8 s
+    assert r["header"] == [board, board + "-0001", 20972]
+    assert r["intr"] is None and r["intr_log"] == ["timer_deinit"] and "interrupted" in r["said"][-1]
+    assert r["api"] == [True, True, False]
