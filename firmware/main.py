@@ -436,6 +436,9 @@ def main():
     finally:
         s.close()
     print("main.py: test %s ended: %s" % (s.run_id, s.result))
+    hold = getattr(board_select, "after_run", None)
+    if hold is not None:
+        hold(s)         # real boards: the verdict stays on screen until a button is pressed
     return s
 
 

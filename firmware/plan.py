@@ -140,6 +140,19 @@ def wait_start(board, meths, show=show_idle, sleep_ms=IDLE_SLEEP_MS):
         board.wait_until_ms(board.ticks_ms() + sleep_ms)
 
 
+def hold_verdict(board, sleep_ms=IDLE_SLEEP_MS):
+    """After a run on a real board: the verdict stays on the display while the (unstoppable)
+    watchdog is fed, until the operator presses any button; returns that event. main.py then
+    returns to the REPL and the watchdog resets the board into its idle screen."""
+    op = board.operator
+    while True:
+        ev = op.poll()
+        if ev != C.EV_NONE:
+            return ev
+        board.wdt_feed()
+        board.wait_until_ms(board.ticks_ms() + sleep_ms)
+
+
 class Plan:
     """The run plan main.Session runs (docs/PROTOCOL.md §9)."""
 

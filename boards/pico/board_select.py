@@ -34,3 +34,10 @@ def link_rx():
 def link_tx():
     import link
     return link.stdout_tx()
+
+
+def after_run(session):
+    # the armed watchdog cannot be stopped: keep the verdict on the display and feed it until
+    # the operator presses a button; the reset that follows brings the board back to idle
+    import plan
+    return plan.hold_verdict(session.b)

@@ -242,3 +242,35 @@ def test_idle_screen_and_the_display_during_a_run():
     for _ in range(3):
         c.live_tick(c)
     assert p._ref is None
+
+
+def test_hold_verdict_feeds_the_watchdog_until_a_button():
+    import plan
+    import codes as C
+
+    class _Op:
+        def __init__(self):
+            self.k = 0
+
+        def poll(self):
+            self.k += 1
+            return C.EV_START if self.k == 50 else C.EV_NONE
+
+    class _B:
+        def __init__(self):
+            self.operator = _Op()
+            self.t = 0
+            self.feeds = 0
+
+        def wdt_feed(self):
+            self.feeds += 1
+
+        def ticks_ms(self):
+            return self.t
+
+        def wait_until_ms(self, t):
+            self.t = t
+
+    b = _B()
+    assert plan.hold_verdict(b, sleep_ms=10) == C.EV_START
+    assert b.feeds == 49 and b.t == 490
