@@ -160,6 +160,9 @@ def table(out):
         rows.append((k, _fmt(v), txt, "ok" if k not in out["targets_missed"] else "MISSED"))
     s = out["sections"]
     info = [("runs_resumed", out["runs_resumed"]), ("runs_closed_interrupted", out["runs_closed_interrupted"]),
+            ("resumed runs that ran to their end: same verdict as undisturbed", "%d/%d" % (
+                s["power_cuts"]["resumed_runs_finished_same_verdict_as_undisturbed"],
+                s["power_cuts"]["resumed_runs_finished"])),
             ("power_cut decisions", s["power_cuts"]["decisions"]),
             ("vdev kills (model agrees/compared)", "%s (%s/%s)" % (
                 s.get("vdev_kills", {}).get("vdev_kills", 0), s.get("vdev_kills", {}).get("vdev_model_agrees"),

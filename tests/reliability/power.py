@@ -344,7 +344,9 @@ def summarize(results, refs, wall_s):
         k = "%s/%s" % tuple(c["where"])
         phases[k] = phases.get(k, 0) + 1
     resumed_runs = [r for r in results if any(c["decision"] == "resumed" for c in r.get("cuts", []))]
-    agree = sum(1 for r in resumed_runs if r.get("verdict") == r.get("ref_verdict"))
+    # runs whose last cut was resumed ran to their end: compare with the undisturbed run
+    finished = [r for r in resumed_runs if r["cuts"][-1]["decision"] == "resumed"]
+    agree = sum(1 for r in finished if r.get("verdict") == r.get("ref_verdict"))
     s = {
         "power_cuts": len(cuts),
         "power_cut_runs": len(results),
@@ -359,7 +361,8 @@ def summarize(results, refs, wall_s):
         "logs_without_reader_problems": sum(r.get("clean", 0) for r in results),
         "decisions": dict(sorted(decisions.items())),
         "runs_resumed": len(resumed_runs),
-        "resumed_runs_same_verdict_as_undisturbed": agree,
+        "resumed_runs_finished": len(finished),
+        "resumed_runs_finished_same_verdict_as_undisturbed": agree,
         "verdicts_from_incomplete_data": sum(len(r.get("incomplete_verdicts", [])) for r in results),
         "policy_violations": sum(len(r.get("policy_violations", [])) for r in results),
         "errors": sum(len(r.get("errors", [])) for r in results),
@@ -372,6 +375,10 @@ def summarize(results, refs, wall_s):
         "incomplete": [x for r in results for x in r.get("incomplete_verdicts", [])][:5],
         "policy": [x for r in results for x in r.get("policy_violations", [])][:5],
         "crash": [r["crash"] for r in results if "crash" in r][:2],
+        "resumed_other_verdict": [{"id": r["id"], "variant": r["variant"], "verdict": r.get("verdict"),
+                                   "undisturbed": r.get("ref_verdict"),
+                                   "cuts": [(c["where"], c["outage_ms"], c["decision"]) for c in r["cuts"]]}
+                                  for r in finished if r.get("verdict") != r.get("ref_verdict")][:5],
     }
     return s
 
