@@ -392,7 +392,7 @@ class Controller:
         self.start()
         try:
             while self.step():
-                pass
+                self.housekeep()
         finally:
             self.b.outputs_safe()
         self.finish()
@@ -481,6 +481,12 @@ class Controller:
         if self.link_poll is not None:
             self.link_poll()
         return self.running()
+
+    def housekeep(self):
+        """Work that may allocate, between control ticks (never inside step()): sealing the run
+        log's new records (runlog.RunLog.seal)."""
+        if self.log is not None:
+            self.log.seal()
 
     def abort(self, code=C.F_OPERATOR_ABORT):
         """Operator or host abort: outputs safe at once, verdict ABORTED."""

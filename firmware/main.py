@@ -29,6 +29,9 @@ import runlog
 import verdict as V
 
 RUNS_DIR = "/runs"
+# The device key (32 bytes, written by `ovenctl deploy --key`): seals every run log
+# (seal.py, docs/LOGFORMAT.md §10). Never printed, never logged, never served by the link.
+KEY_PATH = "/devkey.bin"
 _STAGE_BLANK = 0
 _STAGE_TEST = 1
 
@@ -52,6 +55,19 @@ def _mkdirs(path):
             os.mkdir(cur)
         except OSError:
             pass
+
+
+def load_key(path=KEY_PATH):
+    """The device key, or None (no key: logs are written unsealed)."""
+    try:
+        with open(path, "rb") as f:
+            k = f.read(64)
+    except OSError:
+        return None
+    if len(k) != 32:
+        print("main.py: %s is not a 32-byte key: run logs will not be sealed" % path)
+        return None
+    return k
 
 
 def next_run_id(runs_dir, prefix):
@@ -78,8 +94,9 @@ class Session:
     blank (a stored drift fit or None), new_controller(mode, blank_fit, log) -> app.Controller,
     header(run_id, blank_fit) -> dict for the log header, and optionally run_id."""
 
-    def __init__(self, plan, rx, tx=None, runs_dir=RUNS_DIR, check_space=True, resume=None):
+    def __init__(self, plan, rx, tx=None, runs_dir=RUNS_DIR, check_space=True, resume=None, key=None):
         self.plan = plan
+        self.key = key
         self.b = plan.board
         self.runs_dir = runs_dir
         _mkdirs(runs_dir)
@@ -129,7 +146,7 @@ class Session:
             if rtc is not None:
                 # a battery-backed clock: the outage of a power cut can be measured (recover())
                 hdr["rtc_start_s"] = rtc
-            log = runlog.RunLog(self.plan.n_cells)
+            log = runlog.RunLog(self.plan.n_cells, key=self.key)
             try:
                 log.open(self.path, hdr, opener=open)
             except OSError as e:
@@ -153,8 +170,10 @@ class Session:
         r0 = hdr.get("rtc_start_s")
         if rtc is None or not isinstance(r0, int) or rtc < r0 + st.last_t:
             raise ValueError("no trustworthy clock to resume with")
-        log = runlog.RunLog(st.n_cells, lg.get("sync_every_s", 10), lg.get("keyframe_every", 6))
-        log.reopen(self.path, st.next_seq, st.next_block, st.n_samples, st.last_t, st.valid_end, opener=open)
+        log = runlog.RunLog(st.n_cells, lg.get("sync_every_s", 10), lg.get("keyframe_every", 6),
+                            key=self.key if _sealed(hdr) else None)
+        log.reopen(self.path, st.next_seq, st.next_block, st.n_samples, st.last_t, st.valid_end, opener=open,
+                   chain=st.chain.c if st.chain is not None else None, tags_first=st.tag_first, tags=st.tags)
         self.log = log
         cal = hdr.get("calibration")
         self.blank_fit = cal.get("blank") if isinstance(cal, dict) else None
@@ -206,6 +225,8 @@ class Session:
                     self._stage_over()
                     if self.done:
                         return -1
+                else:
+                    self.ctrl.housekeep()
                 n += 1
         except BaseException:
             self._emergency()
@@ -319,7 +340,12 @@ def _cut_tail(path, valid_end):
         os.rename(tmp, path)
 
 
-def _close_interrupted(path, st, method, reason, outage_s):
+def _sealed(hdr):
+    lg = hdr.get("log") if isinstance(hdr, dict) else None
+    return isinstance(lg, dict) and lg.get("seal") == "hmac-sha256"
+
+
+def _close_interrupted(path, st, method, reason, outage_s, key=None):
     """Append the records that end a run which is not resumed: an INTERRUPTED event, the
     INVALID event (F_INTERRUPTED) unless a fault or an invalid reason is already recorded, a
     VERDICT (INVALID, or ABORTED after a fault: never PASS) and END. A log whose VERDICT was
@@ -327,8 +353,14 @@ def _close_interrupted(path, st, method, reason, outage_s):
     import recovery as R
     lg = st.header.get("log")
     lg = lg if isinstance(lg, dict) else {}
-    log = runlog.RunLog(st.n_cells, lg.get("sync_every_s", 10), lg.get("keyframe_every", 6))
-    log.reopen(path, st.next_seq, st.next_block, st.n_samples, st.last_t, st.valid_end, opener=open)
+    log = runlog.RunLog(st.n_cells, lg.get("sync_every_s", 10), lg.get("keyframe_every", 6),
+                        key=key if _sealed(st.header) else None)
+    log.reopen(path, st.next_seq, st.next_block, st.n_samples, st.last_t, st.valid_end, opener=open,
+               chain=st.chain.c if st.chain is not None else None, tags_first=st.tag_first, tags=st.tags)
+    if st.end_seen:
+        # cut between END and its SEAL: only the SEAL is missing
+        log.close(end=False)
+        return
     if not st.verdict_seen:
         t = R.event_t_ms(st)
         log.event(t, C.E_INTERRUPTED, outage_s, reason)
@@ -340,7 +372,7 @@ def _close_interrupted(path, st, method, reason, outage_s):
         raise OSError(5, "the run log could not be closed")
 
 
-def recover(bs, runs_dir=RUNS_DIR, link_rx=None, link_tx=None):
+def recover(bs, runs_dir=RUNS_DIR, link_rx=None, link_tx=None, key=None):
     """At boot, before a new test: every run log without END was cut by a power loss or a reset.
     The newest may resume its soak (recovery.decide: docs/APP.md "Power cuts"), given a board
     with a resume plan (bs.resume_plan(header) -> plan, optional) and a battery-backed clock;
@@ -361,6 +393,10 @@ def recover(bs, runs_dir=RUNS_DIR, link_rx=None, link_tx=None):
         f = open(path, "rb")
         try:
             done = R.has_end(f, size)
+            if done == 1 and key is not None:
+                # closed, but a sealed log lacks the SEAL after END (cut between the two writes)
+                if _sealed(R.header(f, size)):
+                    done = 0
         finally:
             f.close()
         if not done:
@@ -370,7 +406,7 @@ def recover(bs, runs_dir=RUNS_DIR, link_rx=None, link_tx=None):
         path = runs_dir + "/" + name
         f = open(path, "rb")
         try:
-            st = R.scan(f, size)
+            st = R.scan(f, size, key)
         finally:
             f.close()
         if st.header is None:
@@ -398,14 +434,14 @@ def recover(bs, runs_dir=RUNS_DIR, link_rx=None, link_tx=None):
         if action == R.RESUME:
             try:
                 session = Session(plan, link_rx() if link_rx else link.RxRing(16), link_tx() if link_tx else None,
-                                  runs_dir, resume=(name[:-4], st, out))
+                                  runs_dir, resume=(name[:-4], st, out), key=key)
                 print("main.py: test %s resumed after a power cut of %d s" % (name[:-4], out))
                 continue
             except Exception as e:      # noqa: BLE001  then it is closed like any other
                 print("main.py: resuming %s failed (%r)" % (name, e))
                 session = None
                 action = R.R_NO_PLAN
-        _close_interrupted(path, st, m, action, out)
+        _close_interrupted(path, st, m, action, out, key)
         print("main.py: run %s was cut by a power loss or reset: closed (%s)" % (name[:-4], R.REASON_NAMES[action]))
     return session
 
@@ -415,8 +451,12 @@ def main():
         print("main.py: no board_select module on this device: idle (REPL)")
         return None
     s = None
+    key = load_key()
+    if key is None:
+        print("main.py: no device key (%s): run logs are not sealed; provision one with "
+              "`ovenctl deploy --key FILE`" % KEY_PATH)
     try:
-        s = recover(board_select, RUNS_DIR, board_select.link_rx, board_select.link_tx)
+        s = recover(board_select, RUNS_DIR, board_select.link_rx, board_select.link_tx, key)
     except Exception as e:          # noqa: BLE001  recovery never keeps the device from booting
         print("main.py: power-cut recovery failed: %r" % (e,))
     if s is None:
@@ -424,7 +464,7 @@ def main():
         if plan is None:
             return None
         s = Session(plan, board_select.link_rx(), board_select.link_tx(),
-                    check_space=getattr(plan, "check_space", True))
+                    check_space=getattr(plan, "check_space", True), key=key)
         print("main.py: test %s started; serial link protocol active (docs/PROTOCOL.md)" % s.run_id)
     if getattr(board_select, "HOST_DRIVEN", False):
         # the virtual device: its host (node) calls s.advance() and services the serial port

@@ -1,7 +1,8 @@
 # Power-cut recovery: what main.py does at boot with a run log that has no END record (the run
 # was cut by a power loss or a reset). Policy and rationale: docs/APP.md "Power cuts".
 #
-#   has_end(f, size)      quick check of a log's last bytes: does it end with a valid END record?
+#   has_end(f, size)      quick check of a log's last bytes: does it end with END (and its SEAL)?
+#   header(f, size)       the HEADER's JSON object
 #   scan(f, size)         reads a log record by record (a few hundred bytes of RAM at a time) and
 #                         returns a LogState: where its valid records end, the writer's counters,
 #                         the run's state at the last synced sample, its weighings and events
@@ -76,6 +77,10 @@ class LogState:
         self.verdict_seen = 0
         self.end_seen = 0
         self.last_t_ms = 0          # latest t_ms of an event or weighing
+        self.chain = None           # seal.Chain after the last valid record (scan with a key)
+        self.tag_first = 0          # seq of the first record not yet covered by a SEAL
+        self.tags = b""             # their tags
+        self.seal_bad = -1          # seq of a SEAL that does not match the records (tampered)
         # sample predictor (docs/LOGFORMAT.md section 4)
         self._st = None
         self._ref = None
@@ -164,24 +169,86 @@ def _resync(f, pos, size):
     return -1
 
 
-def has_end(f, size):
-    """True when the file ends with a valid END record (a closed log). Reads at most 32 bytes."""
-    if size < 16:
-        return False
-    k = 32 if size >= 32 else size
-    tail = _read_at(f, size - k, k)
-    for j in range(k - 9):
-        if tail[j] == 0xA5 and tail[j + 1] == 0x5A and tail[j + 2] == runlog.T_END:
+def _frame_ending_at(tail, k):
+    """(start, type) of a valid frame in tail that ends at tail offset k, or None."""
+    for j in range(k - 9, -1, -1):
+        if tail[j] == 0xA5 and tail[j + 1] == 0x5A:
             blen = tail[j + 3] | (tail[j + 4] << 8)
             if j + 9 + blen == k:
                 crc = binascii.crc32(tail[j + 2:k - 4]) & 0xFFFFFFFF
                 if crc == tail[k - 4] | (tail[k - 3] << 8) | (tail[k - 2] << 16) | (tail[k - 1] << 24):
-                    return True
-    return False
+                    return j, tail[j + 2]
+    return None
 
 
-def scan(f, size):
-    """Read a run log (file object f of size bytes); returns its LogState."""
+def has_end(f, size):
+    """A closed log: 2 when it ends with END and the SEAL after it, 1 when it ends with END
+    (unsealed, or cut between END and its SEAL), 0 when it is not closed. Reads at most 1 kB."""
+    if size < 16:
+        return 0
+    k = 1024 if size >= 1024 else size
+    tail = _read_at(f, size - k, k)
+    fr = _frame_ending_at(tail, k)
+    if fr is None:
+        return 0
+    if fr[1] == runlog.T_END:
+        return 1
+    if fr[1] == runlog.T_SEAL:
+        fr = _frame_ending_at(tail, fr[0])
+        if fr is not None and fr[1] == runlog.T_END:
+            return 2
+    return 0
+
+
+def header(f, size):
+    """The HEADER's JSON object, or None."""
+    fr = _frame_ok(f, 0, size)
+    if fr is None or fr[0] != runlog.T_HEADER or fr[1] is None:
+        return None
+    try:
+        _seq, i = _uv(fr[1], 0, len(fr[1]))
+        h = json.loads(bytes(fr[1][i:]).decode())
+    except (ValueError, IndexError):
+        return None
+    return h if isinstance(h, dict) else None
+
+
+def _chain_frame(st, f, pos, end, typ, body):
+    # advance the seal chain over the frame at [pos, end); check a SEAL against the tags computed
+    ch = st.chain
+    if typ == runlog.T_SEAL and body is not None:
+        seq, i = _uv(body, 0, len(body))
+        first, i = _uv(body, i, len(body))
+        cnt, i = _uv(body, i, len(body))
+        tags = st.tags
+        if (first != st.tag_first or cnt * 8 > len(tags) or len(body) - i != cnt * 8
+                or bytes(body[i:]) != bytes(tags[0:cnt * 8])):
+            st.seal_bad = seq          # altered while the device was off: never sealed again
+            st.chain = None
+            return
+        st.tags = tags[cnt * 8:]
+        st.tag_first = first + cnt
+    h = ch.begin()
+    p = pos
+    while p < end:
+        k = end - p if end - p < _PIECE else _PIECE
+        piece = _read_at(f, p, k)
+        if len(piece) != k:
+            st.chain = None
+            return
+        h.update(piece)
+        p += k
+    c = ch.end(h)
+    if not st.tags:
+        st.tag_first = st.next_seq - 1
+    st.tags += c[0:8]
+
+
+def scan(f, size, key=None):
+    """Read a run log (file object f of size bytes); returns its LogState. With the device key
+    and a sealed log it also recomputes the seal chain (st.chain: the Chain at the last valid
+    record, or None when it cannot be continued; st.tag_first, st.tags: the records after the
+    last SEAL) and checks every SEAL (st.seal_bad: the seq of one that does not match)."""
     st = LogState()
     st.size = size
     fr = _frame_ok(f, 0, size)
@@ -203,6 +270,12 @@ def scan(f, size):
     st.leak = [None] * n
     st.last_raw = [_MISSING] * n
     st.next_seq = 1
+    lg = h["log"]
+    if key is not None and isinstance(lg, dict) and lg.get("seal") == "hmac-sha256":
+        import seal
+        if lg.get("key_id") == seal.key_id(key):
+            st.chain = seal.Chain(key)
+            _chain_frame(st, f, 0, fr[2], runlog.T_HEADER, None)
     pos = fr[2]
     st.valid_end = pos
     while pos < size:
@@ -213,13 +286,17 @@ def scan(f, size):
                 st.torn = size - pos
                 break
             st.damaged = 1
+            st.chain = None
             pos = q
             continue
         typ, body, end = fr
         try:
             _record(st, typ, body)
+            if st.chain is not None:
+                _chain_frame(st, f, pos, end, typ, body)
         except (ValueError, IndexError, KeyError, TypeError):
             st.damaged = 1
+            st.chain = None
             if typ == runlog.T_BLOCK:
                 st._ok = 0
         pos = end

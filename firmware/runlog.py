@@ -14,7 +14,7 @@ import json
 import os
 import codes
 
-FORMAT_VERSION = const(1)
+FORMAT_VERSION = const(2)
 
 # Sentinel in raw_counts for "no valid load-cell sample this second" (outside signed 24 bits,
 # inside MicroPython's small-int range so that reading it from an array('i') allocates nothing).
@@ -27,6 +27,7 @@ T_EVENT = const(0x03)
 T_WEIGH = const(0x04)
 T_VERDICT = const(0x05)
 T_END = const(0x06)
+T_SEAL = const(0x07)
 
 # WEIGH kind codes. Part of the format: never renumber, only append.
 W_TARE = const(1)
@@ -54,6 +55,7 @@ _SAMPLE_MAX = const(30)   # mask 1 + dt 5 + phase 1 + flags 3 + 4 x 5 (svarints)
 _CELL_MAX = const(5)
 _REC_OVH = const(32)      # frame (sync 2, type 1, len 2, seq <= 5, crc 4) + block header (<= 17)
 _EVENT_MAX = const(32)    # frame 14 + t_ms 5 + code 3 + a 5 + b 5
+_SEAL_EVERY_SYNCS = const(6)   # one SEAL a minute: ~5 kB/h for 8-byte tags (docs/LOGFORMAT.md §10)
 
 # Worst-case bytes per second of run, per field, for the documented value ranges
 # (docs/LOGFORMAT.md "Flash space"): mask 1, phase 1, flags 3, temp 3, lc temp 3, pressure 3,
@@ -164,6 +166,8 @@ def bytes_needed(run_s, n_cells, sync_every_s=10):
     events = run_s // 10 + 64
     n = (run_s + 1) * per_s + blocks * _WC_BLOCK + events * _WC_EVENT_ALLOW
     n += _WC_CONST + _WC_WEIGH_CELL * n_cells
+    # a sealed log: one 8-byte tag per record, one SEAL (16 bytes of frame) a minute
+    n += (blocks + events + run_s // 60 + 2) * 8 + (run_s // 60 + 2) * 16
     return n + n // 16 + _WC_FS_SLACK
 
 
@@ -178,7 +182,10 @@ def space_ok(path_dir, run_s, n_cells, statvfs=os.statvfs, sync_every_s=10):
 
 
 class RunLog:
-    def __init__(self, n_cells, sync_every_s=10, keyframe_every=6):
+    """key: the device key (32 bytes) or None. With a key every record is chained
+    (seal.py, docs/LOGFORMAT.md §10): call seal() between control ticks."""
+
+    def __init__(self, n_cells, sync_every_s=10, keyframe_every=6, key=None):
         if n_cells < 0 or n_cells > 255:
             raise ValueError("n_cells")
         self.n_cells = n_cells
@@ -201,6 +208,14 @@ class RunLog:
         self._tmp = bytearray(16)
         self._f = None
         self._wmode = 0
+        self._key = key
+        self._chain = None
+        if key is not None:
+            import seal
+            seal.check_key(key)
+            # frames written on the tick path wait here (copied, not hashed: digest() allocates)
+            # until seal(); a sync writes the pending buffer at most twice (full block buffer)
+            self._stage = bytearray(2 * ocap)
         self._reset()
 
     def _reset(self):
@@ -222,6 +237,15 @@ class RunLog:
         self.bytes_written = 0
         self.syncs = 0
         self.status = codes.OK
+        self._nst = 0
+        self._tags = bytearray()
+        self._tag_first = 0
+        self._tag_n = 0
+        self._seal_sync = 0
+        self.unsealed_bytes = 0     # staged frames lost (seal() not called in time): chain broken
+        if self._key is not None:
+            import seal
+            self._chain = seal.Chain(self._key)
 
     # ---- open / non-hot records ----
     def open(self, path, header_dict, opener=open):
@@ -233,6 +257,10 @@ class RunLog:
                 h[k] = header_dict[k]
         h["log"] = {"format": FORMAT_VERSION, "n_cells": self.n_cells,
                     "sync_every_s": self.sync_every_s, "keyframe_every": self.keyframe_every}
+        if self._key is not None:
+            import seal
+            h["log"]["seal"] = "hmac-sha256"
+            h["log"]["key_id"] = seal.key_id(self._key)
         rec_payload = json.dumps(h).encode()
         f = opener(path, "wb")
         self._reset()
@@ -246,17 +274,29 @@ class RunLog:
         self._write_bytes(self._frame(T_HEADER, rec_payload))
         self._flush()
 
-    def reopen(self, path, next_seq, next_block, n_samples, last_t_s, size, opener=open):
+    def reopen(self, path, next_seq, next_block, n_samples, last_t_s, size, opener=open,
+               chain=None, tags_first=0, tags=b""):
         """Continue a run log after a power cut or reset (recovery.py, docs/APP.md "Power cuts"):
         append after its last valid record (the caller has cut a torn tail first). The record
         sequence and the block numbers continue; the next block is a keyframe whatever its number
         (the predictor state was lost with the RAM). n_samples counts the samples already in the
         file, so that END stays equal to what a reader decodes; samples must be later than
-        last_t_s."""
+        last_t_s. A sealed log also needs chain, the chain value of its last record, and the
+        tags of the records after the last SEAL (tags_first: the first one's seq); without chain
+        the rest of the log stays unsealed (verify reports it)."""
         if self._f is not None:
             self.close()
         f = opener(path, "ab")
         self._reset()
+        if self._chain is not None:
+            if chain is None:
+                self._chain = None
+            else:
+                self._chain.c = bytes(chain)
+                if tags:
+                    self._tags.extend(tags)
+                    self._tag_first = tags_first
+                    self._tag_n = len(tags) // 8
         self._f = f
         try:
             f.write(self._out, 0, 0)
@@ -292,6 +332,7 @@ class RunLog:
         return rec
 
     def _write_bytes(self, rec):
+        # not on the tick path: the record is chained at once
         f = self._f
         if f is None:
             return
@@ -300,6 +341,10 @@ class RunLog:
             self.bytes_written += len(rec)
         except OSError:
             self.status = codes.F_FLASH
+            return
+        if self._chain is not None:
+            self._chain_staged()
+            self._chain_frame(rec)
 
     def _write_out(self):
         n = self._no
@@ -315,6 +360,83 @@ class RunLog:
             self.bytes_written += n
         except OSError:
             self.status = codes.F_FLASH
+            return
+        if self._chain is not None:
+            st = self._stage
+            q = self._nst
+            if q + n > len(st):
+                self.unsealed_bytes += n
+                return
+            o = self._out
+            for i in range(n):
+                st[q + i] = o[i]
+            self._nst = q + n
+
+    # ---- sealing (seal.py): between ticks, allocates ----
+    def _chain_frame(self, frame):
+        if self.unsealed_bytes:
+            return                  # a frame was lost to the chain: nothing after it can be sealed
+        c = self._chain.record(frame)
+        if self._tag_n == 0:
+            q = 5
+            v = 0
+            sh = 0
+            while True:
+                x = frame[q]
+                v |= (x & 0x7F) << sh
+                q += 1
+                sh += 7
+                if not x & 0x80:
+                    break
+            self._tag_first = v
+        self._tags.extend(c[0:8])
+        self._tag_n += 1
+
+    def _chain_staged(self):
+        n = self._nst
+        if n == 0:
+            return
+        st = self._stage
+        mv = memoryview(st)
+        p = 0
+        while p + 9 <= n:
+            e = p + 9 + (st[p + 3] | (st[p + 4] << 8))
+            self._chain_frame(mv[p:e])
+            p = e
+        self._nst = 0
+
+    def chain_hex(self):
+        """The chain value of the last record written (hex), None when the log is not sealed."""
+        if self._chain is None or self.unsealed_bytes:
+            return None
+        self._chain_staged()
+        return "".join("%02x" % x for x in self._chain.c)
+
+    def seal(self, force=False):
+        """Chain the records written since the last call; every _SEAL_EVERY_SYNCS syncs (or with
+        force) queue a SEAL record with their tags (written at the next sync). Call between
+        control ticks: it allocates (hashlib)."""
+        if self._chain is None or self._f is None:
+            return False
+        self._chain_staged()
+        k = self._tag_n
+        if k == 0 or (not force and self.syncs - self._seal_sync < _SEAL_EVERY_SYNCS):
+            return False
+        pl = bytearray(10)
+        q = _wuv(pl, 0, self._tag_first)
+        q = _wuv(pl, q, k)
+        payload = pl[0:q] + self._tags
+        p = self._no
+        if p + len(payload) + 16 > self._blkroom:
+            return False            # no room now: the tags wait for the next call
+        rec = self._frame(T_SEAL, payload)
+        o = self._out
+        o[p:p + len(rec)] = rec
+        self._no = p + len(rec)
+        self._tags = bytearray()
+        self._tag_n = 0
+        self._seal_sync = self.syncs
+        return True
 
     def _flush(self):
         f = self._f
@@ -366,21 +488,36 @@ class RunLog:
         return True
 
     def verdict(self, obj):
-        """The verdict (a JSON-serialisable dict). Written synced."""
+        """The verdict (a JSON-serialisable dict). Written synced. In a sealed log it carries
+        chain_hmac: the chain value (HMAC-SHA256) of every record before it."""
         if self._f is None:
             return False
+        if self._chain is not None:
+            self._close_pending_block()
+            self._write_out()
+            d = {}
+            for k in obj:
+                d[k] = obj[k]
+            d["chain_hmac"] = self.chain_hex()
+            obj = d
         self._sync_record(T_VERDICT, json.dumps(obj).encode())
         return True
 
-    def close(self):
-        """Write END (samples written, samples dropped, events dropped), sync, close the file."""
+    def close(self, end=True):
+        """Write END (samples written, samples dropped, events dropped), then in a sealed log a
+        last SEAL covering every record up to END; sync, close the file. end=False: only the
+        SEAL (a reopened log that has its END already)."""
         if self._f is None:
             return
-        b = bytearray(16)
-        p = _wuv(b, 0, self.n_samples)
-        p = _wuv(b, p, self.dropped_samples)
-        p = _wuv(b, p, self.dropped_events)
-        self._sync_record(T_END, b[0:p])
+        if end:
+            b = bytearray(16)
+            p = _wuv(b, 0, self.n_samples)
+            p = _wuv(b, p, self.dropped_samples)
+            p = _wuv(b, p, self.dropped_events)
+            self._sync_record(T_END, b[0:p])
+        if self._chain is not None and self.seal(True):
+            self._write_out()
+            self._flush()
         try:
             self._f.close()
         except OSError:

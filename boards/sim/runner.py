@@ -103,7 +103,7 @@ def run_blank(scn, method, bench, board, progress_s=0, emit=None):
     return cb.blank_fit, info
 
 
-def run_scenario(scn, progress_s=0, want_log=False, emit=None, blank_fit=None, screens=False):
+def run_scenario(scn, progress_s=0, want_log=False, emit=None, blank_fit=None, screens=False, key=None):
     """Run a normalized scenario. Returns (result dict, log bytes or None). A precomputed blank
     fit (same seed and load cell) may be passed to skip the blank run (test sweeps). screens=True
     adds result["screens"]: the display's framebuffer (hex) at each screen change and the verdict."""
@@ -129,7 +129,7 @@ def run_scenario(scn, progress_s=0, want_log=False, emit=None, blank_fit=None, s
     mem = None
     if want_log:
         mem = MemFile()
-        log = runlog.RunLog(bench.n_cells)
+        log = runlog.RunLog(bench.n_cells, key=key)     # key: the device key (seals the log) or None
         header = {"run_id": "sim-%d" % scn["seed"], "fw_version": app.FW_VERSION, "board": "sim",
                   "mode": "test", "method": method, "cells": ["cell-%d" % (i + 1) for i in range(bench.n_cells)],
                   "calibration": {"counts_per_g": board.counts_per_g, "span": "nominal", "blank": blank_fit},

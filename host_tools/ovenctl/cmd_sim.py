@@ -31,15 +31,19 @@ def add_parser(sub):
     p.add_argument("--screens", metavar="DIR",
                    help="save the controller's display as PNGs in DIR (created if missing): one per screen "
                         "change (NN-PHASE.png) and the verdict (99-verdict.png)")
+    p.add_argument("--key", metavar="FILE",
+                   help="seal the run log with this device key file (docs/LOGFORMAT.md §10); created if missing")
     p.set_defaults(func=run)
 
 
-def simulate(scn, progress_s=0, want_log=False, on_progress=None, screens=False):
+def simulate(scn, progress_s=0, want_log=False, on_progress=None, screens=False, key=None):
     """Run a normalized scenario; return the result dict (with wall_s and sim_speedup; with
     screens=True also "screens": [{"name", "fb_hex"}], the display's framebuffers) and the log
     bytes (or None)."""
     arg = dict(scn)
     arg["_opts"] = {"progress_s": progress_s, "log": bool(want_log), "screens": bool(screens)}
+    if key is not None:
+        arg["_opts"]["key_hex"] = bytes(key).hex()
     result = {}
     log_hex = []
     t0 = time.monotonic()
@@ -153,6 +157,12 @@ def run(args):
             os.makedirs(args.screens, exist_ok=True)
         except OSError as e:
             raise UserError("--screens: cannot create %s: %s" % (args.screens, e))
+    key = None
+    if args.key:
+        from ovenctl import keyfile
+        key, created = keyfile.load_or_create(args.key)
+        if created:
+            print("new device key %s written to %s" % (keyfile.key_id(key), args.key), file=sys.stderr)
     tty = sys.stderr.isatty()
 
     def on_progress(p):
@@ -161,7 +171,7 @@ def run(args):
 
     try:
         res, log = simulate(scn, progress_s=progress, want_log=bool(args.log), on_progress=on_progress,
-                            screens=bool(args.screens))
+                            screens=bool(args.screens), key=key)
     except vmrun.VMUnavailable as e:
         raise UserError(str(e))
     except RuntimeError as e:

@@ -15,7 +15,8 @@ from collections import namedtuple
 SYNC = b"\xa5\x5a"
 FRAME_HDR = 5          # sync 2, type 1, body length 2
 CRC_LEN = 4
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+FORMATS_READ = (1, 2)   # 2 = 1 + the SEAL record and the seal fields (docs/LOGFORMAT.md §10)
 MISSING = None         # how a missing load-cell sample appears in sample["raw"]
 
 T_HEADER = 0x01
@@ -24,8 +25,9 @@ T_EVENT = 0x03
 T_WEIGH = 0x04
 T_VERDICT = 0x05
 T_END = 0x06
+T_SEAL = 0x07
 TYPE_NAMES = {T_HEADER: "HEADER", T_BLOCK: "BLOCK", T_EVENT: "EVENT", T_WEIGH: "WEIGH",
-              T_VERDICT: "VERDICT", T_END: "END"}
+              T_VERDICT: "VERDICT", T_END: "END", T_SEAL: "SEAL"}
 
 WEIGH_KINDS = {1: "tare", 2: "m0", 3: "m1", 4: "blank", 5: "span", 6: "check", 7: "inoven"}
 
@@ -100,6 +102,7 @@ class Log:
         self.verdicts = []
         self.end = None        # dict: n_samples, dropped_samples, dropped_events
         self.records = []      # Record(seq, type, name, offset, length) of every valid frame
+        self.seals = []        # SEAL records: seq, offset, first, count, tags (8 bytes each)
         self.problems = []     # human-readable strings, each naming a byte offset
         self.complete = False  # END seen
         self.size = 0
@@ -201,8 +204,9 @@ class _Decoder:
         if not isinstance(linfo, dict):
             raise LogError("not a run log: header has no \"log\" object")
         fmt = linfo.get("format")
-        if fmt != FORMAT_VERSION:
-            self.problem("offset 0: header declares log format %r, this reader knows %d" % (fmt, FORMAT_VERSION))
+        if fmt not in FORMATS_READ:
+            self.problem("offset 0: header declares log format %r, this reader knows %s"
+                         % (fmt, ", ".join(str(x) for x in FORMATS_READ)))
         nc = linfo.get("n_cells")
         if isinstance(nc, int) and not isinstance(nc, bool) and 0 <= nc <= 255:
             log.n_cells = nc
@@ -247,7 +251,7 @@ class _Decoder:
                 self.problem("sequence out of order at offset %d: expected seq %d, found %d"
                              % (pos, self.next_seq, seq))
         self.next_seq = seq + 1
-        if self.after_end:
+        if self.after_end and typ != T_SEAL:
             self.problem("record %s at offset %d follows END" % (name, pos))
         try:
             if typ == T_BLOCK:
@@ -262,6 +266,8 @@ class _Decoder:
                 log.verdict = v
             elif typ == T_END:
                 self.end(pos, bs, be)
+            elif typ == T_SEAL:
+                self.seal(seq, pos, bs, be)
             elif typ == T_HEADER:
                 self.problem("unexpected second HEADER record at offset %d ignored" % pos)
             else:
@@ -270,6 +276,15 @@ class _Decoder:
             self.problem("malformed %s record at offset %d: %s" % (name, pos, e))
             if typ == T_BLOCK:
                 self.state_ok = False
+
+    def seal(self, seq, pos, bs, be):
+        c = _Buf(self.data, bs, be)
+        first = c.uv()
+        count = c.uv()
+        if c.left() != 8 * count:
+            raise _Malformed("%d tags need %d bytes, the record has %d" % (count, 8 * count, c.left()))
+        tags = bytes(self.data[c.i:be])
+        self.log.seals.append({"seq": seq, "offset": pos, "first": first, "count": count, "tags": tags})
 
     def event(self, seq, pos, bs, be):
         c = _Buf(self.data, bs, be)

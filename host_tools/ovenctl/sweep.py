@@ -60,10 +60,10 @@ class BlankCache:
         return self._fits[key]
 
 
-def run(scn_obj, blank_cache=None, want_log=False):
+def run(scn_obj, blank_cache=None, want_log=False, key=None):
     scn = normalize(scn_obj)
     fit = blank_cache.get(scn) if (blank_cache is not None and scn["blank_run"]) else None
-    res, log = runner.run_scenario(scn, want_log=want_log, blank_fit=fit)
+    res, log = runner.run_scenario(scn, want_log=want_log, blank_fit=fit, key=key)
     return res, log
 
 

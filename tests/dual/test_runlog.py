@@ -253,7 +253,7 @@ def test_round_trip_tiny_decoder():
         assert recs[k][1] == k                       # seq 0, 1, 2, ... in file order
     assert recs[0][0] == runlog.T_HEADER
     hdr = json.loads(bytes(recs[0][2]).decode())
-    assert hdr["run_id"] == "R-1" and hdr["log"]["n_cells"] == 3 and hdr["log"]["format"] == 1
+    assert hdr["run_id"] == "R-1" and hdr["log"]["n_cells"] == 3 and hdr["log"]["format"] == 2
     assert decode_samples(recs, n_cells) == exp
     got_ev = []
     for typ, seq, p, off in recs:
