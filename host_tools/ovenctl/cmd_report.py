@@ -177,8 +177,82 @@ def build(log, path, rated=None):
             "method_raw": hdr.get("method"),
             "calibration": cal, "drift": drift, "verify": ver, "device": dev, "cells": cells,
             "energy": energy_rows(log, rated), "problems": list(log.problems), "complete": log.complete,
+            "audit": audit_rows(hdr),
             "generated": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z"),
             "overall": _vname(dev.get("verdict")) if dev else None}
+
+
+# ---------------------------------------------------------------- audit trail (header "audit", firmware/audit.py)
+AUDIT_NOT_RECORDED = "not recorded by this firmware"
+AUDIT_NONE = "no changes recorded"
+
+
+def _audit_value(what, v):
+    """An audit value as text: a blank-fit summary as its k per channel and CRC, dicts as k=v."""
+    if v is None:
+        return "-"
+    if what == "calib.blank" and isinstance(v, dict) and "crc32" in v:
+        ks = v.get("k_mcounts_per_c") if isinstance(v.get("k_mcounts_per_c"), list) else []
+        parts = ["ch%d k %s counts/°C" % (i, "%.3f" % (k / 1000.0) if isinstance(k, int) else "?")
+                 for i, k in enumerate(ks)]
+        return "drift fit %s (CRC-32 %s)" % (", ".join(parts) or "-", v.get("crc32"))
+    if isinstance(v, dict):
+        return "; ".join("%s=%s" % (k, _audit_value(None, v[k])) for k in sorted(v, key=str))
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def audit_rows(hdr):
+    """The header's audit trail as {"status", "rows", "note"}: status "absent" (a log from firmware
+    without the trail), "error", "empty" or "ok"; rows (when, what, old, new, run, by, line, new
+    since the previous run, corrupt) for the HTML table and the PDF."""
+    a = hdr.get("audit") if isinstance(hdr, dict) else None
+    if a is None:
+        return {"status": "absent", "rows": [], "note": AUDIT_NOT_RECORDED}
+    if isinstance(a, list):
+        a = {"entries": a}
+    if not isinstance(a, dict):
+        return {"status": "error", "rows": [], "note": "the header's audit record is not readable"}
+    if a.get("error"):
+        return {"status": "error", "rows": [], "note": "the device could not read its audit trail: %s" % a["error"]}
+    ents = a.get("entries") if isinstance(a.get("entries"), list) else []
+    since = a.get("since_line") if isinstance(a.get("since_line"), int) else None
+    rows = []
+    for e in ents:
+        if not isinstance(e, dict):
+            continue
+        line = e.get("line") if isinstance(e.get("line"), int) else None
+        new = since is not None and line is not None and line >= since
+        if "corrupt" in e:
+            rows.append({"when": "-", "what": "(corrupt line in the trail)", "old": "-", "new": str(e["corrupt"]),
+                         "run": "-", "by": "-", "line": line, "new_since_prev": new, "corrupt": True})
+            continue
+        what = str(e.get("what"))
+        when = e.get("when")
+        if isinstance(when, (int, float)) and not isinstance(when, bool):
+            when = "RTC %d s" % when
+        else:
+            when = "no clock"
+        if what == "audit.start":
+            what = "audit trail started (baseline)"
+        elif what == "audit.trail":
+            what = "audit trail file truncated or replaced (bytes)"
+        rows.append({"when": when, "what": what, "old": _audit_value(e.get("what"), e.get("old")),
+                     "new": _audit_value(e.get("what"), e.get("new")), "run": _opt(e.get("run")),
+                     "by": _opt(e.get("by")), "line": line, "new_since_prev": new, "corrupt": False})
+    notes = []
+    if a.get("omitted"):
+        notes.append("%s earlier line(s) of the trail are not in this log (they stay in %s on the device)"
+                     % (a["omitted"], a.get("trail", "the trail file")))
+    if a.get("corrupt"):
+        notes.append("%s corrupt line(s) in the trail (lines %s), kept as they are"
+                     % (a["corrupt"], ", ".join(str(x) for x in (a.get("corrupt_lines") or []))))
+    if a.get("prev_run"):
+        notes.append("rows marked * were added since the previous run %s" % a["prev_run"])
+    if not rows:
+        return {"status": "empty", "rows": [], "note": AUDIT_NONE}
+    return {"status": "ok", "rows": rows, "note": "; ".join(notes)}
 
 
 # ---------------------------------------------------------------- figures (matplotlib, Agg, no pyplot)
@@ -569,7 +643,8 @@ def render_html(rep, figs):
                                                                      "complete" if rep["complete"] else "incomplete"))),
                   ("SHA-256", "<code>%s</code>" % _e(rep["sha256"]))]
                  + [(k, _e(v)) for k, v in sorted(h.items())
-                    if k not in ("run_id", "fw_version", "board", "mode", "cells", "method", "calibration", "log")]))
+                    if k not in ("run_id", "fw_version", "board", "mode", "cells", "method", "calibration", "log",
+                                  "audit")]))
     P.append("<h2>Method</h2>")
     mr = rep["method_raw"]
     P.append(_kv([(k, _e(v)) for k, v in sorted(mr.items(), key=lambda kv: str(kv[0]))]) if isinstance(mr, dict)
@@ -595,6 +670,22 @@ def render_html(rep, figs):
                     _e("%.2f … %.2f °C" % (f["t_min_c_x100"] / 100, f["t_max_c_x100"] / 100)
                        if isinstance(f.get("t_min_c_x100"), int) and isinstance(f.get("t_max_c_x100"), int) else "-")))
     P.append("</table>")
+    P.append("<h2>Calibration and configuration changes</h2>")
+    au = rep["audit"]
+    if au["status"] != "ok":
+        P.append('<p class="%s">%s</p>' % ("bad" if au["status"] == "error" else "small", _e(au["note"])))
+    else:
+        P.append("<p class=small>The device's audit trail (method and calibration are fixed at START: a change "
+                 "recorded with this run's id was made during it and does not apply to it).</p>")
+        P.append("<table><tr><th>line</th><th>when</th><th>what</th><th>old</th><th>new</th><th>run</th><th>by</th></tr>")
+        for r in au["rows"]:
+            P.append("<tr%s><td class=num>%s%s</td><td class=nw>%s</td><td>%s</td><td>%s</td><td>%s</td><td class=nw>%s</td>"
+                     "<td>%s</td></tr>" % (' class="bad"' if r["corrupt"] else "", _e(r["line"]),
+                                           "*" if r["new_since_prev"] else "", _e(r["when"]), _e(r["what"]),
+                                           _e(r["old"]), _e(r["new"]), _e(r["run"]), _e(r["by"])))
+        P.append("</table>")
+        if au["note"]:
+            P.append("<p class=small>%s</p>" % _e(au["note"]))
     P.append("</body></html>")
     return "\n".join(P)
 
@@ -634,6 +725,14 @@ def summary_lines(rep):
         L.append("  [%s] %s%s" % (f["level"], "offset %d: " % f["offset"] if f["offset"] is not None else "", f["message"]))
     if len(ver["findings"]) > 12:
         L.append("  … %d more findings (see the HTML report or `ovenctl verify`)" % (len(ver["findings"]) - 12))
+    L.append("")
+    au = rep["audit"]
+    L.append("calibration and configuration changes: %s" % ("" if au["status"] == "ok" else au["note"]))
+    for r in au["rows"]:
+        L.append("  %s%s  %s  %s: %s -> %s  (run %s, by %s)" % (_opt(r["line"]), "*" if r["new_since_prev"] else "",
+                                                              r["when"], r["what"], r["old"], r["new"], r["run"], r["by"]))
+    if au["status"] == "ok" and au["note"]:
+        L.append("  " + au["note"])
     if rep["energy"] is not None:
         L.append("")
         L.append("energy density (rated Wh / m0; hybrid ≥ %d, all-solid-state ≥ %d Wh/kg):" % (HYBRID_WH_PER_KG, ALL_SOLID_WH_PER_KG))

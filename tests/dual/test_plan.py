@@ -6,6 +6,7 @@ import json
 import os
 
 import app
+import audit
 import codes as C
 import plan
 
@@ -274,3 +275,226 @@ def test_hold_verdict_feeds_the_watchdog_until_a_button():
     b = _B()
     assert plan.hold_verdict(b, sleep_ms=10) == C.EV_START
     assert b.feeds == 49 and b.t == 490
+
+
+# ---------------------------------------------------------------- audit trail, method and calibration fixed at START
+FIT = [{"k_num": 0, "k_den": 1, "var_k_num": 0, "var_k_den": 1, "t_ref_num": 2300, "t_ref_den": 1,
+        "vac_offset_num": 0, "vac_offset_den": 1, "ref_counts": 0, "points": 30}] * 2
+
+
+def _trail_lines(d):
+    f = open(d + "/calib/audit.jsonl")
+    out = [json.loads(x) for x in f.read().split("\n") if x]
+    f.close()
+    return out
+
+
+def test_changes_between_starts_are_recorded_and_go_into_the_run_header():
+    cfg = {"method": "gb-2026", "counts_per_g": 20972, "board": {"tc": "max31855"}}
+    p, b, said, shown, d = _autostart("aud", cfg, [C.EV_START])
+    L = _trail_lines(d)
+    assert [e["what"] for e in L] == ["audit.start"]
+    assert L[0]["new"] == {"config.method": "gb-2026", "config.counts_per_g": 20972, "config.blank_run": True,
+                           "config.board.tc": "max31855"}
+    h = p.header("fake-0001", None)
+    assert [e["what"] for e in h["audit"]["entries"]] == ["audit.start"] and h["audit"]["since_line"] == 1
+    # behind the firmware's back while idle: new span, another thermocouple, a custom method, a fit
+    _write(d + "/config.json", {"method": {"base": "gb-2026", "soak_s": 3600}, "counts_per_g": 21000,
+                                "board": {"tc": "max31856"}, "blank_run": True})
+    plan.save_blank(FIT, d + "/calib/blank.json")
+    p, b, said, shown, d = _autostart("aud", None, [C.EV_START], fresh=False)
+    assert p.counts_per_g == 21000 and p.method["soak_s"] == 3600 and p.blank == FIT
+    new = [(e["what"], e["old"], e["new"], e["by"], e["run"]) for e in _trail_lines(d)[1:]]
+    assert new == [("calib.blank", None, audit.blank_summary(FIT), "external", None),
+                   ("config.board.tc", "max31855", "max31856", "external", None),
+                   ("config.counts_per_g", 20972, 21000, "external", None),
+                   ("config.method", "gb-2026", None, "external", None),
+                   ("config.method.base", None, "gb-2026", "external", None),
+                   ("config.method.soak_s", None, 3600, "external", None)]
+    h = p.header("fake-0002", FIT)
+    a = h["audit"]
+    assert a["prev_run"] == "fake-0001" and a["since_line"] == 2 and a["lines"] == 7 and a["omitted"] == 0
+    assert [e["line"] for e in a["entries"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert [e["what"] for e in a["entries"] if e["line"] >= a["since_line"]] == [x[0] for x in new]
+    json.dumps(h)                                   # the header is JSON (the run log's HEADER record)
+    # a third START without changes: nothing new
+    p, b, said, shown, d = _autostart("aud", None, [C.EV_START], fresh=False)
+    h = p.header("fake-0003", FIT)
+    assert h["audit"]["since_line"] == 8 and h["audit"]["lines"] == 7
+    # forget_blank(): deleted, recorded as the device's change
+    assert plan.forget_blank(d + "/calib/blank.json", 77)
+    e = _trail_lines(d)[-1]
+    assert (e["what"], e["old"], e["new"], e["by"], e["when"]) == ("calib.blank", audit.blank_summary(FIT), None,
+                                                                    "device", 77)
+    assert plan.load_blank(2, d + "/calib/blank.json") is None and not plan.forget_blank(d + "/calib/blank.json")
+
+
+def test_an_unwritable_trail_never_stops_a_test():
+    d = _dir("audro")
+    b = _SimLikeBoard()
+    said = []
+    p = plan.Plan(b, {}, plan.choices({})[0], None, d + "/calib/blank.json", d + "/config.json", said.append)
+    os.mkdir(d + "/calib")
+    os.mkdir(d + "/calib/audit.jsonl")             # a directory where the trail should be
+    assert p.audit_check({}, None) == [] and "audit trail" in said[-1]
+    h = p.header("fake-0001", None)
+    assert h["run_id"] == "fake-0001" and h["calibration"]["counts_per_g"] == plan.DEFAULT_COUNTS_PER_G
+    assert isinstance(h["audit"], dict) and ("error" in h["audit"] or h["audit"]["lines"] == 0)
+    os.rmdir(d + "/calib/audit.jsonl")
+
+
+class _SimPlan(plan.Plan):
+    """plan.Plan (the real boards' plan: audit, blank storage, header) on the simulated bench, with
+    the bench preparation and operator of boards/sim/vdev.py's SimPlan."""
+
+    def __init__(self, bench, board, cfg, method, blank, d, said):
+        plan.Plan.__init__(self, board, cfg, method, blank, d + "/calib/blank.json", d + "/config.json", said.append)
+        self.bench = bench
+
+    def new_controller(self, mode, blank_fit, log):
+        from sim.runner import _Tracker
+        self.bench.load_cells(0)
+        c = plan.Plan.new_controller(self, mode, blank_fit, log)
+        c.live_tick = _Tracker(self.bench, self.board, [], 0, None)
+        return c
+
+
+def _sim(name, cfg, blank=None, rtc=False):
+    from sim.model import Bench
+    from sim.board import SimBoard
+    d = _dir(name)
+    try:
+        os.mkdir(d + "/calib")
+    except OSError:
+        pass
+    scn = {"seed": 5, "blank_run": True, "ambient_c": 23.0, "ambient_end_c": 23.0, "faults": [], "method": {}}
+    bench = Bench(scn)
+    board = SimBoard(bench, rtc=rtc)
+    cfg = dict(cfg)
+    cfg["counts_per_g"] = board.counts_per_g
+    _write(d + "/config.json", cfg)
+    if blank is not None:
+        plan.save_blank(blank[:board.n_cells], d + "/calib/blank.json")
+    said = []
+    p = _SimPlan(bench, board, plan.load_config(d + "/config.json"), plan.choices(cfg)[0],
+                 plan.load_blank(board.n_cells, d + "/calib/blank.json"), d, said)
+    p.audit_check(cfg, p.blank)                     # what autostart() does at START
+    return p, d, said
+
+
+def _tx(b):
+    return len(b)
+
+
+def _log_header(path):
+    import recovery as R
+    size = os.stat(path)[6]
+    f = open(path, "rb")
+    try:
+        return R.scan(f, size).header
+    finally:
+        f.close()
+
+
+M1 = {"base": "gb-2026", "soak_s": 300, "soak_max_total_s": 900, "blank_soak_s": 900}
+
+
+def test_config_and_blank_written_during_a_run_change_nothing_of_it():
+    import link
+    import main
+    p, d, said = _sim("midrun", {"method": M1, "blank_run": True})
+    cpg = p.counts_per_g
+    m = p.method
+    s = main.Session(p, link.RxRing(16), _tx, runs_dir=d + "/runs", check_space=False)
+    assert s.stage == 0                             # the blank run first (no stored fit)
+    for _ in range(300):
+        s.advance(1)
+    # during the blank run: another method and span, and a planted fit
+    F = FIT[:p.n_cells]
+    _write(d + "/config.json", {"method": "tcsae-434-2025", "counts_per_g": cpg + 1000, "blank_run": False})
+    plan.save_blank(F, d + "/calib/blank.json")
+    while s.stage == 0:
+        assert s.advance(50) >= 0, s.error
+    fit = s.blank_fit
+    assert fit is not None and fit != F
+    c = s.ctrl
+    assert c.m is m and m["name"] == "custom" and m["soak_s"] == 300 and c.blank is fit and p.counts_per_g == cpg
+    h = _log_header(s.path)
+    assert h["method"]["soak_s"] == 300 and h["method"]["limit_ppm"] == 5000
+    assert h["calibration"]["counts_per_g"] == cpg and h["calibration"]["blank"] == fit
+    # the changes made during the blank run are in the trail and in this run's header, with its id
+    got = [(e["what"], e["old"], e["new"], e["by"]) for e in h["audit"]["entries"] if e.get("run") == s.run_id]
+    assert got == [("calib.blank", None, audit.blank_summary(F), "external"),
+                   ("config.blank_run", True, False, "external"),
+                   ("config.counts_per_g", cpg, cpg + 1000, "external"),
+                   ("config.method", None, "tcsae-434-2025", "external"),
+                   ("config.method.base", "gb-2026", None, "external"),
+                   ("config.method.blank_soak_s", 900, None, "external"),
+                   ("config.method.soak_max_total_s", 900, None, "external"),
+                   ("config.method.soak_s", 300, None, "external"),
+                   ("calib.blank", audit.blank_summary(F), audit.blank_summary(fit), "device")]
+    assert plan.load_blank(p.n_cells, d + "/calib/blank.json") == fit      # the blank run's fit is stored
+    # during the test: the files change again; the running test does not
+    stable = [w._lim2 for w in c.windows]  # from counts_per_g at START
+    _write(d + "/config.json", {"method": {"base": "gb-2026", "soak_s": 60}, "counts_per_g": 1})
+    plan.forget_blank(d + "/calib/blank.json")
+    for _ in range(40):
+        assert s.advance(50) >= 0
+    assert s.ctrl is c and c.m is m and m["soak_s"] == 300 and c.blank is fit and s.blank_fit is fit
+    assert p.method is m and p.counts_per_g == cpg and p.blank is fit
+    assert [w._lim2 for w in c.windows] == stable
+    assert _log_header(s.path) == h
+    s.close()
+
+
+def test_a_resumed_run_takes_method_and_calibration_from_its_header():
+    import link
+    import main
+    from sim.board import SimBoard
+    p, d, said = _sim("resume", {"method": M1, "blank_run": False}, FIT, rtc=True)
+    cpg = p.counts_per_g
+    F = FIT[:p.n_cells]
+    s = main.Session(p, link.RxRing(16), _tx, runs_dir=d + "/runs", check_space=False)
+    assert s.stage == 1 and s.blank_fit == F
+    while s.ctrl.phase != 7 or s.ctrl.soak_total_ms < 60000:
+        assert s.advance(1) == 1
+    # the power goes; meanwhile someone edits the files
+    p.board.power_on_state()
+    _write(d + "/config.json", {"method": "tcsae-434-2025", "counts_per_g": cpg * 2, "board": {"wdt_ms": 0}})
+    fit2 = [dict(FIT[0], k_num=5)] * p.n_cells
+    plan.save_blank(fit2, d + "/calib/blank.json")
+    p.bench.advance(5000)
+    bench = p.bench
+
+    class BoardMod:
+        DEFAULTS = {"wdt_ms": 8000}
+        made = []
+
+        def make_board(self, cfg):
+            self.made.append(cfg)
+            return SimBoard(bench, rtc=True)
+
+    bm = BoardMod()
+
+    class BS:
+        def resume_plan(self, header):
+            return plan.resume_plan(bm, header, d + "/config.json", d + "/calib/blank.json", said.append)
+
+    s2 = main.recover(BS(), d + "/runs", lambda: link.RxRing(16), lambda: _tx)
+    assert s2 is not None and s2.run_id == s.run_id and bm.made == [{"wdt_ms": 0}]
+    p2 = s2.plan
+    assert p2.method == p.method and p2.method["name"] == "custom" and p2.method["soak_s"] == 300
+    assert p2.counts_per_g == cpg and p2.blank == F and s2.blank_fit == F and s2.ctrl.blank == F
+    assert s2.ctrl.m is p2.method and not p2.blank_run and p2.run_id == s.run_id
+    for _ in range(20):
+        assert s2.advance(10) >= 0
+    assert s2.ctrl.m["soak_s"] == 300 and plan.load_blank(p.n_cells, d + "/calib/blank.json") == fit2
+    # the edits are in the trail (they apply from the next START), with the resumed run's id
+    got = [(e["what"], e["new"]) for e in _trail_lines(d) if e["run"] == s.run_id]
+    assert ("config.counts_per_g", cpg * 2) in got and ("config.method", "tcsae-434-2025") in got
+    assert ("calib.blank", audit.blank_summary(fit2)) in got
+    s2.close()
+    # a header without a usable method or span: no resume plan
+    assert plan.resume_plan(bm, {"method": "nope"}, d + "/config.json", d + "/calib/blank.json", said.append) is None
+    assert plan.resume_plan(bm, {"method": "gb-2026", "calibration": {}}, d + "/config.json",
+                            d + "/calib/blank.json", said.append) is None
