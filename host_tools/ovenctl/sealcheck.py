@@ -47,9 +47,10 @@ def check(data, log, key):
             res["first_bad"] = {"index": idx, "seq": r.seq, "type": r.name, "offset": r.offset, "why": why}
             probs.append("first bad record: %s: %s" % (_name(idx, r), why))
 
+    seal_at = {x["offset"]: x for x in log.seals}
+    next_first = 0          # SEALs cover consecutive runs of records, in order, each before itself
     c = bytes(32)
     unsealed = []
-    n = len(log.records)
     for idx, r in enumerate(log.records):
         prev = c
         c = hmac.new(key, prev + data[r.offset:r.offset + r.length], hashlib.sha256).digest()
@@ -57,9 +58,19 @@ def check(data, log, key):
             bad(idx, r, "sequence number %d where %d was expected: records were removed, inserted or "
                         "reordered here" % (r.seq, idx))
             break
+        if r.type == T_SEAL:
+            sl = seal_at.get(r.offset)
+            if sl is None or sl["first"] != next_first or sl["first"] + sl["count"] > idx:
+                bad(idx, r, "a SEAL out of place (covers seq %s, the next SEAL must start at seq %d and cover "
+                            "only records before it): SEAL records were removed, inserted or reordered"
+                    % ("%d-%d" % (sl["first"], sl["first"] + sl["count"] - 1) if sl else "?", next_first))
+                break
+            next_first = sl["first"] + sl["count"]
         t = tags.get(idx)
         if t is None:
-            if not (idx == n - 1 and r.type == T_SEAL):   # the last SEAL covers what precedes it
+            # the last SEAL is covered by none; a SEAL is in the chain all the same, so a forged,
+            # moved or duplicated one breaks the sequence or the chain after it
+            if r.type != T_SEAL:
                 unsealed.append(idx)
         elif not hmac.compare_digest(t, c[:8]):
             bad(idx, r, "does not match its seal: the record was changed, or records before it were "

@@ -147,3 +147,12 @@ def test_one_vdev_kill_matches_the_model():
     r = power._vdev_kill(common.scenario({"seed": 7, "blank_run": False}), 4.0)
     assert not r["errors"], r
     assert r["closed"] == "interrupted" and r["lost"] == 0 and r["model_agrees"] is True
+
+
+def test_tamper_cases_are_all_detected_and_named():
+    import tamper
+    r = tamper.campaign(48, cli_cases=3, seed=5)
+    assert r["tamper_untouched_ok"] and r["tamper_untouched_cli_exit"] == 0
+    assert r["tamper_cases"] >= 40 and len(r["tamper_by_kind"]) == len(tamper.KINDS)
+    assert r["tamper_undetected"] == 0 and r["tamper_misnamed"] == 0, r
+    assert r["tamper_cli_cases"] == 3 and r["tamper_cli_wrong"] == 0

@@ -2,7 +2,7 @@
 a table; exit status 1 when a target is missed.
 
     .venv/bin/python tests/reliability/campaign.py [--out build/reliability.json] [--quick]
-        [--cuts 200] [--vdev-kills 20] [--fuzz 100000] [--workers 2] [--no-vdev]
+        [--cuts 200] [--vdev-kills 20] [--fuzz 100000] [--tamper-cases 1200] [--workers 2] [--no-vdev]
 
 Campaigns (each module's docstring says what it does and why):
   power.py     power cuts: in-process device on a littlefs-like flash, and real vdev kills
@@ -10,6 +10,7 @@ Campaigns (each module's docstring says what it does and why):
   watchdog.py  stalled loops and the boot order (outputs off before any firmware import)
   fuzz.py      run-log readers, the run protocol, methods / scenarios / config.json
   flash.py     flash full and filesystem errors mid-run
+  tamper.py    sealed logs altered without the key: changed, removed, inserted, reordered records
 """
 import argparse
 import json
@@ -34,8 +35,10 @@ TARGETS = (
     ("fuzz_cases", ">= 100000", lambda v: v is not None and v >= 100000),
     ("reader_crashes", "0", lambda v: v == 0),
     ("protocol_fuzz_runs_disturbed", "0", lambda v: v == 0),
+    ("tamper_cases", ">= 1000", lambda v: v is not None and v >= 1000),
+    ("tamper_undetected", "0", lambda v: v == 0),
 )
-QUICK_TARGETS = {"power_cuts", "fault_cases", "fuzz_cases"}   # sizes: not checked in --quick runs
+QUICK_TARGETS = {"power_cuts", "fault_cases", "fuzz_cases", "tamper_cases"}   # sizes: not checked in --quick runs
 EXTRA = (
     ("logs_unreadable", "0"), ("policy_violations", "0"), ("recovery_errors", "0"),
     ("watchdog_outputs_on_after_reset", "0"), ("watchdog_max_reset_after_last_feed_ms", "<= 8000"),
@@ -43,6 +46,7 @@ EXTRA = (
     ("flash_not_stopped", "0"), ("flash_max_ticks_to_fault", "<= 1"), ("flash_heater_or_pump_on_after", "0"),
     ("config_not_rejected", "0"), ("config_field_not_named", "0"), ("config_crashes", "0"),
     ("protocol_fuzz_crashes", "0"), ("vdev_model_mismatches", "0"),
+    ("tamper_misnamed", "0"), ("tamper_cli_wrong", "0"), ("tamper_untouched_rejected", "0"),
 )
 
 
@@ -61,6 +65,7 @@ def run(args):
     import flash
     import fuzz
     import power
+    import tamper
     import watchdog
     t_all = time.time()
     out = {"campaign": "reliability (issue 6)", "quick": bool(args.quick), "workers": args.workers,
@@ -91,6 +96,8 @@ def run(args):
     pr = section("protocol_fuzz", lambda: fuzz.protocol_fuzz(2 if q else args.protocol_runs, args.workers,
                                                              scn_obj=power.QUICK_VARIANTS["quick"] if q else None))
     cf = section("config_fuzz", lambda: fuzz.config_fuzz(2000 if q else args.config_cases))
+    tp = section("tamper", lambda: tamper.campaign(120 if q else args.tamper_cases, cli_cases=12 if q else 36,
+                                                   seed=args.seed + 20))
 
     out.update({
         "power_cuts": pw["power_cuts"] + vd.get("vdev_kills", 0),
@@ -105,11 +112,12 @@ def run(args):
         "fuzz_cases": fz["fuzz_cases"],
         "reader_crashes": fz["reader_crashes"],
         "protocol_fuzz_runs_disturbed": pr["protocol_fuzz_runs_disturbed"],
-        "tamper_cases": None,
-        "tamper_undetected": None,
-        "tamper_note": "not measured yet: tamper evidence (hash chain / HMAC over the verdict, docs/LOGFORMAT.md "
-                       "'Planned') is another helper's part of issue 6; the campaign will mutate signed logs "
-                       "once it exists",
+        "tamper_cases": tp["tamper_cases"],
+        "tamper_undetected": tp["tamper_undetected"],
+        "tamper_misnamed": tp["tamper_misnamed"],
+        "tamper_cli_wrong": tp["tamper_cli_wrong"],
+        "tamper_untouched_rejected": (0 if tp["tamper_untouched_ok"] and tp["tamper_untouched_cli_exit"] == 0
+                                      else 1),
         # further invariants
         "logs_unreadable": pw["logs"] - pw["logs_readable"] - pw["logs_empty_cut_in_header"],
         "policy_violations": pw["policy_violations"],
@@ -154,7 +162,6 @@ def table(out):
         if out["quick"] and k in QUICK_TARGETS:
             mark = "(quick run: size not checked)"
         rows.append((k, _fmt(v), txt, mark))
-    rows.append(("tamper_cases / tamper_undetected", "null / null", "(later)", "n/a"))
     for k, txt in EXTRA:
         v = out.get(k)
         rows.append((k, _fmt(v), txt, "ok" if k not in out["targets_missed"] else "MISSED"))
@@ -174,6 +181,11 @@ def table(out):
                 s["protocol_fuzz"]["protocol_fuzz_runs"], s["protocol_fuzz"]["protocol_fuzz_bytes"],
                 s["protocol_fuzz"]["protocol_fuzz_requests"])),
             ("config cases", out["config_cases"]),
+            ("tamper cases by kind (undetected/misnamed)", ", ".join(
+                "%s %d (%d/%d)" % (k, v["cases"], v["undetected"], v["misnamed"])
+                for k, v in s["tamper"]["tamper_by_kind"].items())),
+            ("tamper CLI cases (ovenctl verify --key)", "%d, wrong %d" % (s["tamper"]["tamper_cli_cases"],
+                                                                          s["tamper"]["tamper_cli_wrong"])),
             ("fuzz plots / CLI cases", "%s / %s" % (s["reader_fuzz"]["fuzz_plot_cases"],
                                                    s["reader_fuzz"]["fuzz_cli_cases"])),
             ("wall time", "%.0f s (%s)" % (out["wall_s"], ", ".join("%s %.0f" % (k, v["section_wall_s"])
@@ -208,6 +220,7 @@ def main(argv=None):
     ap.add_argument("--cli-cases", type=int, default=2000)
     ap.add_argument("--protocol-runs", type=int, default=10)
     ap.add_argument("--config-cases", type=int, default=20000)
+    ap.add_argument("--tamper-cases", type=int, default=1200)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args(argv)

@@ -111,8 +111,21 @@ def flash(fs):
             del main.open
 
 
+# every in-process device has a device key: its logs are sealed, and each log the campaign ends
+# with is checked with the key (ovenctl/sealcheck.py, what `ovenctl verify --key` runs)
+DEVICE_KEY = bytes(range(100, 132))
+
+
 def session(plan, rx=None, tx=None):
-    return main.Session(plan, rx if rx is not None else link.RxRing(4096), tx or _null_tx, runs_dir=RUNS)
+    return main.Session(plan, rx if rx is not None else link.RxRing(4096), tx or _null_tx, runs_dir=RUNS,
+                        key=DEVICE_KEY)
+
+
+def seal_problems(data, log):
+    """[] when the log's seal checks with the device key, else what is wrong."""
+    from ovenctl import sealcheck
+    r = sealcheck.check(data, log, DEVICE_KEY)
+    return [] if r["status"] == "ok" else r["problems"][:2] or [r["status"]]
 
 
 def run_to_end(s, max_ticks=10 ** 7):

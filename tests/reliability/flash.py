@@ -11,7 +11,7 @@ import multiprocessing
 import random
 import time
 
-from common import (BoardSelect, C, LogError, Plan, RUNS, flash, main, measured_verdicts, read_log,
+from common import (DEVICE_KEY, BoardSelect, C, LogError, Plan, RUNS, flash, main, measured_verdicts, read_log,
                     records_lost, run_to_end, scenario, session)
 from memfs import MemFS, PowerCut  # noqa: F401
 
@@ -54,7 +54,7 @@ def one(kind, at, scn_obj):
         # a full flash: the run was started (its space check passed on a larger estimate or before
         # another file grew), then the writes run out of room
         s = main.Session(plan, __import__("link").RxRing(64), lambda b: len(b), runs_dir=RUNS,
-                         check_space=not kind.startswith("full"))
+                         check_space=not kind.startswith("full"), key=DEVICE_KEY)
         try:
             run_to_end(s)
         except Exception as e:                  # noqa: BLE001
@@ -91,7 +91,7 @@ def one(kind, at, scn_obj):
             r["errors"].append("measured verdict %r after a flash error" % log.verdict)
         bs = BoardSelect(bench)
         try:
-            main.recover(bs, RUNS, bs.link_rx, bs.link_tx)
+            main.recover(bs, RUNS, bs.link_rx, bs.link_tx, DEVICE_KEY)
             r["recovery"] = "ok"
         except OSError as e:
             # main.main() catches this and boots on (the flash is still full)

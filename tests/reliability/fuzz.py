@@ -30,12 +30,16 @@ import zlib
 from argparse import Namespace
 from array import array
 
-from common import Plan, RUNS, app, link, main, methods, read_log, run_to_end, scenario  # noqa: F401
-from ovenctl import cmd_export, cmd_report, cmd_verify, verify
+from common import DEVICE_KEY, Plan, RUNS, app, link, main, methods, read_log, run_to_end, scenario  # noqa: F401
+from ovenctl import cmd_export, cmd_report, cmd_verify, sealcheck, verify
 from ovenctl.errors import UserError
 from ovenctl.logfile import LogError
 
 import runlog
+
+# the seed logs from simulated runs are sealed with the campaign's device key (common.session):
+# mutated, they go through the seal check with that key too
+FUZZ_KEY = DEVICE_KEY
 
 # ---------------------------------------------------------------- seeds
 SEED_SCN = {"seed": 5, "blank_run": False, "method": {"soak_s": 600, "soak_max_total_s": 1200, "blank_soak_s": 0}}
@@ -402,6 +406,8 @@ def readers(data, path=None, plots=False, cli=False, tmpdir=None, status=None):
             res = verify.verify_log(log, path="fuzz.log")
             verify.format_report(res)
             json.dumps(res)
+            stage = "seal_check"
+            sealcheck.format_result(sealcheck.check(data, log, FUZZ_KEY))
             stage = "export_csv"
             cmd_export.csv_columns(log.n_cells)
             for _row in cmd_export.csv_rows(log):
@@ -426,9 +432,14 @@ def readers(data, path=None, plots=False, cli=False, tmpdir=None, status=None):
             p = os.path.join(tmpdir, "in.log")
             with open(p, "wb") as f:
                 f.write(data)
+            kp = os.path.join(tmpdir, "dev.key")
+            if not os.path.exists(kp):
+                with open(kp, "w") as f:
+                    f.write(FUZZ_KEY.hex() + "\n")
             for stage, func, args in (
-                    ("cli_verify", cmd_verify.run, Namespace(log=p, json=True)),
-                    ("cli_verify_text", cmd_verify.run, Namespace(log=p, json=False)),
+                    ("cli_verify", cmd_verify.run, Namespace(log=p, json=True, key=None)),
+                    ("cli_verify_text", cmd_verify.run, Namespace(log=p, json=False, key=None)),
+                    ("cli_verify_key", cmd_verify.run, Namespace(log=p, json=False, key=kp)),
                     ("cli_export_csv", cmd_export.run, Namespace(log=p, csv=os.path.join(tmpdir, "o.csv"), json=None)),
                     ("cli_export_json", cmd_export.run, Namespace(log=p, csv=None, json=os.path.join(tmpdir, "o.json")))):
                 try:

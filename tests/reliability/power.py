@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 
-from common import (BoardSelect, C, LogError, Plan, RUNS, app, flash, incomplete_reasons, main,
+from common import (DEVICE_KEY, seal_problems, BoardSelect, C, LogError, Plan, RUNS, app, flash, incomplete_reasons, main,
                     measured_verdicts, read_log, records_lost, run_to_end, scenario, session, verify)
 from memfs import MemFS, PowerCut
 
@@ -201,7 +201,7 @@ def run_cut(spec, refs):
                     fs.cut_at_flush = fs.flushes + rcut["at"]
                 fs.cut_after = rcut["cut_after"]
             try:
-                s2 = main.recover(bs, RUNS, bs.link_rx, bs.link_tx)
+                s2 = main.recover(bs, RUNS, bs.link_rx, bs.link_tx, DEVICE_KEY)
             except PowerCut:
                 # cut again during the recovery's own writes: boot once more
                 cut = {"where": ("recovery", rcut["what"]), "outage_ms": 2000, "torn": rcut["torn"],
@@ -261,6 +261,10 @@ def run_cut(spec, refs):
         why = incomplete_reasons(log)
         if why:
             out["incomplete_verdicts"].append(why[:3])
+        sp = seal_problems(d, log)
+        out["seal_broken"] = out.get("seal_broken", 0) + (1 if sp else 0)
+        if sp:
+            out["errors"].append("%s: seal: %s" % (p, sp))
         out["policy_violations"] += policy_violations(log)
         out["verdict"] = (log.verdict or {}).get("verdict")
         out["measured"] = bool(measured_verdicts(log))
@@ -433,7 +437,7 @@ def _model_cut(scn, synced_log):
         pre = fs.synced_image().get(LOG, b"")
         fs.power_cut()
         bs = BoardSelect(plan.bench, can_resume=False, rtc=False)
-        main.recover(bs, RUNS, bs.link_rx, bs.link_tx)
+        main.recover(bs, RUNS, bs.link_rx, bs.link_tx, DEVICE_KEY)
         return pre, fs.read(LOG) if LOG in fs.files else b""
 
 
@@ -443,9 +447,15 @@ def _records(data):
     log = read_log(data)
     out = []
     verdicts = iter(log.verdicts)
+    seals = iter(log.seals)
     for r in log.records[1:]:
         if r.name == "VERDICT":
-            out.append((r.name, next(verdicts, None)))
+            v = dict(next(verdicts, None) or {})
+            v.pop("chain_hmac", None)       # over the HEADER's bytes, whose key order differs
+            out.append((r.name, v))
+        elif r.name == "SEAL":
+            sl = next(seals, None) or {}
+            out.append((r.name, sl.get("first"), sl.get("count")))   # tags: as chain_hmac
         else:
             out.append((r.name, data[r.offset:r.offset + r.length]))
     return out
@@ -509,6 +519,8 @@ def _vdev_kill(scn, after_s):
     try:
         fs_dir = os.path.join(d, "flash")
         os.makedirs(fs_dir)
+        with open(os.path.join(fs_dir, "devkey.bin"), "wb") as f:
+            f.write(DEVICE_KEY)            # as `ovenctl deploy --key` provisions it: the model has it too
         p = _spawn(_vdev_cmd(fs_dir, scn))
         time.sleep(after_s)
         _kill(p)                                   # power cut
@@ -558,6 +570,10 @@ def _vdev_kill(scn, after_s):
         r["model_agrees"] = (_records(pre) == _records(intact) and _records(model_after) == _records(after))
         if not r["model_agrees"]:
             r["errors"].append("model differs from the vdev (kill at %.1f s, %d bytes)" % (after_s, len(intact)))
+        sp = seal_problems(after, alog)
+        r["seal_ok"] = not sp
+        if sp:
+            r["errors"].append("the vdev's log after the reboot: seal: %s" % sp)
         return r
     except Exception as e:                         # noqa: BLE001
         r["errors"].append("vdev kill: %r" % (e,))

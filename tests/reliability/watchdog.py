@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from common import (BoardSelect, Plan, RUNS, ROOT, app, flash, incomplete_reasons, main, read_log, records_lost,
+from common import (DEVICE_KEY, BoardSelect, Plan, RUNS, ROOT, app, flash, incomplete_reasons, main, read_log, records_lost,
                     run_to_end, scenario, session)
 from memfs import MemFS
 from sim.board import WatchdogReset
@@ -92,7 +92,7 @@ def one_stall(scn_obj, tick, seed):
         fs.power_cut()
         bench.advance(rng.randrange(300, 3000))        # reset and boot time
         bs = BoardSelect(bench, wdt_ms=WDT_MS)
-        s2 = main.recover(bs, RUNS, bs.link_rx, bs.link_tx)
+        s2 = main.recover(bs, RUNS, bs.link_rx, bs.link_tx, DEVICE_KEY)
         r["resumed"] = s2 is not None
         if s2 is not None:
             run_to_end(s2)
