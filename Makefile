@@ -28,7 +28,7 @@ test: setup lint
 	$(PYTEST) -q -n 2 tests
 
 demo: setup
-	$(OVENCTL) sim --scenario boards/sim/scenarios/default.json --progress 1800 --screens build/screens --log build/demo-run.log
+	$(OVENCTL) sim --scenario boards/sim/scenarios/default.json --progress 1800 --screens build/screens --log build/demo-run.log --key build/demo.key
 
 bench: setup
 	mkdir -p build
