@@ -203,8 +203,19 @@ def replay(state, path, start=0):
     return state
 
 
+def rtc_s(board):
+    """The board's battery-backed clock in seconds, or None (no RTC, or not trustworthy)."""
+    f = getattr(board, "rtc_s", None)
+    if f is None:
+        return None
+    try:
+        return f()
+    except Exception:           # noqa: BLE001  a clock that fails is no clock
+        return None
+
+
 # ---------------------------------------------------------------- writing
-def _mkdir_parent(path):
+def mkdir_parent(path):
     d = path[:path.rfind("/")]
     if d:
         try:
@@ -217,7 +228,7 @@ def append(text, path=TRAIL_PATH):
     """Append lines (text ending in a newline) in one write, flushed and closed. A last line
     left without its newline (a torn write) stays as it is: the new text starts on a line of its
     own. Returns the trail's size afterwards. OSError propagates."""
-    _mkdir_parent(path)
+    mkdir_parent(path)
     size = _size(path)
     if size:
         f = open(path, "rb")
@@ -251,7 +262,7 @@ def load_state(path=STATE_PATH):
 
 def save_state(st, path=STATE_PATH):
     """Write the snapshot atomically (a new file renamed over the old one)."""
-    _mkdir_parent(path)
+    mkdir_parent(path)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(json.dumps(st))

@@ -290,14 +290,8 @@ class Session:
 
 # ---------------------------------------------------------------- power-cut recovery at boot
 def _rtc(board):
-    """The board's battery-backed clock in seconds, or None (no RTC, or not trustworthy)."""
-    f = getattr(board, "rtc_s", None)
-    if f is None:
-        return None
-    try:
-        return f()
-    except Exception:           # noqa: BLE001  a clock that fails is no clock
-        return None
+    import audit
+    return audit.rtc_s(board)
 
 
 def _finish_tmp(runs_dir, names):

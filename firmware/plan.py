@@ -132,17 +132,6 @@ def audit_state(cfg, blank):
     return s
 
 
-def _rtc(board):
-    """The board's RTC in seconds (audit "when"), or None."""
-    f = getattr(board, "rtc_s", None)
-    if f is None:
-        return None
-    try:
-        return f()
-    except Exception:           # noqa: BLE001  a clock that fails is no clock
-        return None
-
-
 def forget_blank(path=BLANK_PATH, when=None, say=None):
     """Delete the stored blank fit (the next test starts with a blank run when blank_run is on)
     and record it in the audit trail. For the REPL: `import plan; plan.forget_blank()`.
@@ -165,12 +154,7 @@ def forget_blank(path=BLANK_PATH, when=None, say=None):
 
 def save_blank(fit, path=BLANK_PATH):
     """Write the fit atomically (a new file renamed over the old one)."""
-    d = path[:path.rfind("/")]
-    if d:
-        try:
-            os.mkdir(d)
-        except OSError:
-            pass
+    audit.mkdir_parent(path)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(fit, f)
@@ -260,7 +244,7 @@ class Plan:
                 cur = self._state_now()
             else:
                 cur = audit_state(cfg, blank)
-            return self.trail.check(cur, _rtc(self.board), run)
+            return self.trail.check(cur, audit.rtc_s(self.board), run)
         except (OSError, ValueError) as e:
             self.say("audit trail: %r" % (e,))
             return []
@@ -296,7 +280,7 @@ class Plan:
         self.blank = blank_fit
         try:
             self.trail.record("calib.blank", audit.blank_summary(old), audit.blank_summary(blank_fit),
-                              _rtc(self.board), run_id)
+                              audit.rtc_s(self.board), run_id)
         except (OSError, ValueError) as e:
             self.say("audit trail: %r" % (e,))
 

@@ -150,11 +150,11 @@ def _blank():
     return [ch, ch]
 
 
-def _soaking_controller():
+def _soaking_controller(key=None, f=None):
     b = FakeBoard()
     m = methods.validate("gb-2026")
-    f = _File()
-    log = runlog.RunLog(2)
+    f = _File() if f is None else f
+    log = runlog.RunLog(2, key=key)
     log.open("x", {"run": "t"}, opener=lambda p, mode: f)
     c = app.Controller(b, m, blank=_blank(), log=log, counts_per_g=20972)
     c.start()
@@ -252,23 +252,8 @@ _KEY = bytes(range(32))
 
 def _sealed_run(ticks, housekeep=True):
     import micropython
-    b = FakeBoard()
-    m = methods.validate("gb-2026")
-    f = _KeepFile()
-    log = runlog.RunLog(2, key=_KEY)
-    log.open("x", {"run": "t"}, opener=lambda p, mode: f)
-    c = app.Controller(b, m, blank=_blank(), log=log, counts_per_g=20972)
-    c.start()
-    for i in range(2):
-        c._ref_zero[i] = 50000
-        c._c0[i] = 900000
-        c._d_div[i] = 900
-    c.phase = app.PH_SOAK
-    c.setpoint_c_x100 = 12000
-    c.in_spec = 1
-    for _ in range(30):
-        c.step()
-        c.housekeep()
+    b, c, f = _soaking_controller(_KEY, _KeepFile())
+    log = c.log
     ok = 0
     for _ in range(ticks):
         ok = 0
