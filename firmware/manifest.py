@@ -10,7 +10,8 @@
 #     make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/my-manifest.py
 #
 # Frozen: every firmware module (as `ovenctl deploy` puts them in /lib: flat, top-level names),
-# the board's board.py, pins.py and board_select.py, and micropython-lib's SSD1306 driver
+# the board's board.py, pins.py and board_select.py with the shared boards/mcu/mcu_board.py, and
+# micropython-lib's SSD1306 driver
 # (require("ssd1306"), the dependency firmware/package.json declares for `mip`).
 # Not frozen: main.py. Copy it to the filesystem (`mpremote fs cp firmware/main.py :main.py`):
 # a frozen main.py would run instead of the filesystem's and could not be replaced without
@@ -35,5 +36,6 @@ for _f in sorted(os.listdir(".")):
 
 for _f in ("board.py", "pins.py", "board_select.py"):
     module(_f, base_path=_BOARD_DIRS[options.board])
+module("mcu_board.py", base_path="../boards/mcu")      # the part of board.py / board_select.py both share
 
 require("ssd1306")

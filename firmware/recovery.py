@@ -17,6 +17,7 @@ import json
 
 import codes as C
 import runlog
+import seal
 import verdict as V
 from app import PHASE_NAMES
 
@@ -77,7 +78,7 @@ class LogState:
         self.verdict_seen = 0
         self.end_seen = 0
         self.last_t_ms = 0          # latest t_ms of an event or weighing
-        self.chain = None           # seal.Chain after the last valid record (scan with a key)
+        self.chain = None           # type: seal.Chain | None  # after the last valid record (scan with a key)
         self.tag_first = 0          # seq of the first record not yet covered by a SEAL
         self.tags = b""             # their tags
         self.seal_bad = -1          # seq of a SEAL that does not match the records (tampered)
@@ -272,7 +273,6 @@ def scan(f, size, key=None):
     st.next_seq = 1
     lg = h["log"]
     if key is not None and isinstance(lg, dict) and lg.get("seal") == "hmac-sha256":
-        import seal
         if lg.get("key_id") == seal.key_id(key):
             st.chain = seal.Chain(key)
             _chain_frame(st, f, 0, fr[2], runlog.T_HEADER, None)

@@ -1,18 +1,19 @@
 # board_select for the ESP32 (WROOM-32) bench controller: the module firmware/main.py imports first
 # (contract: docs/PROTOCOL.md §9; deployed as /lib/board_select.mpy by `ovenctl deploy --board esp32`,
-# next to this board's board.py and pins.py, flat in /lib).
+# next to this board's board.py and pins.py and the shared mcu_board.py, flat in /lib).
 #
 # outputs_off() runs before any other import: it uses nothing but `machine` and the pin numbers
 # below, so a missing or broken firmware file cannot leave the heater or the pump on (GPIO levels
-# survive a soft reset). autostart() is firmware/plan.py: idle screen, wait for START, the plan.
+# survive a soft reset). The rest of the contract (autostart, link_rx, link_tx, after_run,
+# HOST_DRIVEN) is the same on both real boards: boards/mcu/mcu_board.py, imported by __getattr__
+# below on the first use of one of those names (after outputs_off()).
 from machine import Pin
 
 # heater SSR, heater contactor, vacuum pump, vent valve, buzzer (boards/esp32/pins.py: ssr, contactor,
 # pump, vent, buzzer). All active high, so 0 is the safe level: off, and the vent valve closed.
 # tests/host/test_deploy.py checks these numbers against pins.py.
 SAFE_LOW = (13, 27, 32, 33, 2)
-HOST_DRIVEN = False
-host_session = None       # set by main.py only when HOST_DRIVEN (the virtual device)
+host_session = None       # main.py sets it only when HOST_DRIVEN (the virtual device); declared for pyright
 
 
 def outputs_off():
@@ -20,24 +21,6 @@ def outputs_off():
         Pin(g, Pin.OUT, value=0)
 
 
-def autostart():
-    import board
-    import plan
-    return plan.autostart(board)
-
-
-def link_rx():
-    import link
-    return link.StdinIO()
-
-
-def link_tx():
-    import link
-    return link.stdout_tx()
-
-
-def after_run(session):
-    # the armed watchdog cannot be stopped: keep the verdict on the display and feed it until
-    # the operator presses a button; the reset that follows brings the board back to idle
-    import plan
-    return plan.hold_verdict(session.b)
+def __getattr__(name):
+    import mcu_board
+    return getattr(mcu_board, name)

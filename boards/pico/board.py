@@ -1,183 +1,22 @@
-# Raspberry Pi Pico (RP2040) bench controller: the board object of docs/BOARD_API.md, built from
-# `machine` (imported here and nowhere else). Pin map: pins.py; wiring: boards/README.md.
-#
-# make_board(config) drives every output off before anything else (GPIO levels survive a soft
-# reset), then builds the sensors, starts the fast timer (SSR time proportioning and button /
-# door scanning every tick_ms) and last the hardware watchdog (the app must feed it through
-# wdt_feed() at least every wdt_ms; RP2040 maximum 8388 ms).
-# Config keys (DEFAULTS): tc "max31855" | "max31856" (the converter by the load cells, CS lct_cs,
-# is the same type, or lc_temp "none"); loadcell "hx711" (N channels) | "nau7802" (one channel
-# on the I2C bus); calibration of the pressure transducer in ADC counts.
-import time
-from machine import Pin, SPI, I2C, ADC, WDT, Timer, disable_irq, enable_irq
-import codes as C
-from outputs import Relay, HeaterSSR, Outputs
-from inputs import Operator
-from hx711 import HX711
-from nau7802 import NAU7802
-from max31855 import MAX31855
-from max31856 import MAX31856
-from pressure import PressureTransducer
+# Raspberry Pi Pico (RP2040) bench controller: the board object of docs/BOARD_API.md. What both
+# real boards share (build order, drivers, config keys, the BOARD_API methods) is
+# boards/mcu/mcu_board.py; here: the pin map (pins.py; wiring: boards/README.md) and the RP2040's
+# differences: the fast tick on a virtual timer (id -1), a watchdog ceiling of 8300 ms (the RP2040's
+# maximum is 8388 ms), the ADC without options.
+import mcu_board
 try:
     from . import pins as P
 except ImportError:
     import pins as P
 
-_WDT_MAX_MS = 8300
-_G = {n: g for n, g, _ in P.PINS}
-
-DEFAULTS = {
-    "n_cells": P.N_CELLS,
-    "loadcell": "hx711",
-    "hx711_gain": 128,
-    "tc": "max31855",
-    "lc_temp": "same",
-    "pressure_counts_at_0pa": 6554,     # 0.5 V of a 0.5..4.5 V transducer behind a 3.3/5 divider
-    "pressure_counts_at_span": 58982,
-    "pressure_span_pa": 110_000,
-    "ssr_window_ms": 2000,
-    "tick_ms": 10,
-    "wdt_ms": 8000,                     # 0: no watchdog (bench debugging only)
-    "spi_baud": 1_000_000,
-    "i2c_freq": 400_000,
-}
+DEFAULTS = mcu_board.defaults(P.N_CELLS)
 
 
-class NoSensor:
-    temp_c_x100 = 0
-    cj_c_x100 = 0
-
-    def read(self):
-        return C.ST_NO_DEVICE
-
-
-def _out(name):
-    return Pin(_G[name], Pin.OUT, value=0)
-
-
-def _in(name):
-    if [u for n, _, u in P.PINS if n == name][0] == "in_pu":
-        return Pin(_G[name], Pin.IN, Pin.PULL_UP)
-    return Pin(_G[name], Pin.IN)
-
-
-class PicoBoard:
+class PicoBoard(mcu_board.Board):
     name = "pico"
-
-    def __init__(self, config=None):
-        cfg = dict(DEFAULTS)
-        if config:
-            cfg.update(config)
-        self.config = cfg
-        self.out = Outputs(HeaterSSR(_out("ssr"), cfg["ssr_window_ms"]), Relay(_out("contactor")),
-                           Relay(_out("pump")), Relay(_out("vent")), Relay(_out("buzzer")))
-        self.out.outputs_safe()
-        self._wdt = None
-        self._timer = None
-
-        self.operator = Operator(((_in("btn_start"), C.EV_START), (_in("btn_stop"), C.EV_STOP),
-                                  (_in("btn_yes"), C.EV_YES), (_in("btn_no"), C.EV_NO)),
-                                 door=_in("door"), ticks_ms=time.ticks_ms, ticks_diff=time.ticks_diff,
-                                 scan_in_poll=False)
-
-        self.i2c = I2C(P.I2C_ID, sda=Pin(_G["i2c_sda"]), scl=Pin(_G["i2c_scl"]), freq=cfg["i2c_freq"])
-        if cfg["loadcell"] == "nau7802":
-            lc = NAU7802(self.i2c, ticks_ms=time.ticks_ms, ticks_diff=time.ticks_diff)
-            lc.begin()
-            self.loadcells = [lc]
-        else:
-            self.loadcells = [HX711(_in("lc%d_dout" % i), _out("lc%d_sck" % i), gain=cfg["hx711_gain"],
-                                    ticks_us=time.ticks_us, ticks_diff=time.ticks_diff,
-                                    disable_irq=disable_irq, enable_irq=enable_irq)
-                              for i in range(cfg["n_cells"])]
-        self.n_cells = len(self.loadcells)
-
-        tc = cfg["tc"]
-        self.spi = SPI(P.SPI_ID, baudrate=cfg["spi_baud"], polarity=0, phase=1 if tc == "max31856" else 0,
-                       sck=Pin(_G["spi_sck"]), mosi=Pin(_G["spi_mosi"]), miso=Pin(_G["spi_miso"]))
-        self.tc = self._tc(tc, "tc_cs")
-        self.lc_temp = NoSensor() if cfg["lc_temp"] == "none" else self._tc(tc, "lct_cs")
-
-        self.pressure = PressureTransducer(ADC(Pin(_G["pressure_adc"])), cfg["pressure_counts_at_0pa"],
-                                           cfg["pressure_counts_at_span"], span_pa=cfg["pressure_span_pa"])
-        self.display = None
-        try:
-            import ssd1306  # pyright: ignore[reportMissingImports]  (micropython-lib, `mip install ssd1306`)
-            self.display = ssd1306.SSD1306_I2C(128, 64, self.i2c)
-        except (ImportError, OSError):
-            pass
-
-        self._tick_cb = self._tick
-        self._timer = Timer(-1, mode=Timer.PERIODIC, period=cfg["tick_ms"], callback=self._tick_cb)
-        if cfg["wdt_ms"]:
-            self._wdt = WDT(timeout=min(cfg["wdt_ms"], _WDT_MAX_MS))
-
-    def _tc(self, kind, cs_name):
-        cs = _out(cs_name)
-        cs.value(1)
-        if kind == "max31856":
-            return MAX31856(self.spi, cs, ticks_ms=time.ticks_ms, ticks_diff=time.ticks_diff)
-        return MAX31855(self.spi, cs)
-
-    def _tick(self, t):
-        now = time.ticks_ms()
-        self.out.ssr.tick(now)
-        self.operator.scan(now)
-
-    # ---- time
-    def ticks_ms(self):
-        return time.ticks_ms()
-
-    def ticks_diff(self, a, b):
-        return time.ticks_diff(a, b)
-
-    def wait_until_ms(self, t_ms):
-        while True:
-            d = time.ticks_diff(t_ms, time.ticks_ms())
-            if d <= 0:
-                return
-            time.sleep_ms(d if d < 100 else 100)
-
-    # ---- outputs
-    def outputs_safe(self):
-        self.out.outputs_safe()
-
-    def heater_set_duty_ppm(self, d):
-        self.out.heater_set_duty_ppm(d)
-
-    def heater_enable(self, on):
-        self.out.heater_enable(on)
-
-    def pump_set(self, on):
-        self.out.pump_set(on)
-
-    def vent_set(self, op):
-        self.out.vent_set(op)
-
-    def buzzer_set(self, on):
-        self.out.buzzer_set(on)
-
-    # ---- inputs, watchdog
-    def door_closed(self):
-        return self.operator.door_closed()
-
-    def wdt_feed(self):
-        if self._wdt is not None:
-            self._wdt.feed()
-
-    def wdt_start(self, wdt_ms):
-        """Arm the hardware watchdog now (make_board arms it when config wdt_ms is not 0;
-        firmware/plan.py builds the board with wdt_ms 0 and arms it when a test starts, so that an
-        idle board at the REPL does not reset under mpremote). It cannot be stopped afterwards."""
-        if self._wdt is None and wdt_ms:
-            self._wdt = WDT(timeout=min(wdt_ms, _WDT_MAX_MS))
-
-    def deinit(self):
-        """Stop the timer and leave every output safe (the watchdog cannot be stopped)."""
-        if self._timer is not None:
-            self._timer.deinit()
-        self.out.outputs_safe()
+    TIMER_ID = -1
+    WDT_MAX_MS = 8300
 
 
 def make_board(config=None):
-    return PicoBoard(config)
+    return PicoBoard(P, DEFAULTS, config)

@@ -10,7 +10,7 @@ def add_parser(sub):
                        description="Compiles every firmware module with mpy-cross (plain bytecode .mpy: runs on every "
                                    "port, no -march needed as the firmware has no native code) and copies them "
                                    "with mpremote into /lib on the device on PORT, with the board's files "
-                                   "(board.py, pins.py, board_select.py; for sim the simulated bench), /main.py "
+                                   "(board.py, pins.py, board_select.py, mcu_board.py; for sim the simulated bench), /main.py "
                                    "(source) and /deploy.json (what was deployed). Installs the board's mip "
                                    "dependencies (firmware/package.json: the SSD1306 driver) first, so a "
                                    "dependency that cannot be fetched leaves the device unchanged. Removes stale "
@@ -33,6 +33,12 @@ def add_parser(sub):
     p.add_argument("--no-reset", action="store_true", help="do not soft-reset the device at the end")
     p.add_argument("--force", action="store_true",
                    help="deploy even if the device's sys.platform does not match --board")
+    p.add_argument("--key", metavar="FILE",
+                   help="provision the device key that seals every run log (docs/LOGFORMAT.md §10): FILE is "
+                        "created with a new random key if it does not exist (keep it safe: `ovenctl verify --key "
+                        "FILE` needs it). Without --key the device keeps the key it has")
+    p.add_argument("--replace-key", action="store_true",
+                   help="allow --key to replace a different key already on the device")
     p.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
     p.epilog = "exit status: 0 deployed and verified, 1 failed or refused (a test is running), 2 usage"
     p.set_defaults(func=run)
@@ -48,9 +54,19 @@ def run(args):
         config = D.check_config(args.config) if args.config else None
     except D.DeployError as e:
         raise UserError(str(e), code=2)
+    key = None
+    if args.key:
+        from ovenctl import keyfile
+        key, created = keyfile.load_or_create(args.key)
+        if created:
+            log("new device key %s written to %s (keep this file: it verifies the device's logs)"
+                % (keyfile.key_id(key), args.key))
+    elif args.replace_key:
+        raise UserError("--replace-key needs --key FILE")
     try:
         res = D.deploy(args.board, args.port, compile_mpy=not args.no_compile, deps=not args.no_deps,
-                       index=args.index, config=config, reset=not args.no_reset, force=args.force, log=log)
+                       index=args.index, config=config, reset=not args.no_reset, force=args.force, log=log,
+                       key=key, replace_key=args.replace_key)
     except D.DeployError as e:
         raise UserError(str(e), code=1)
     if args.json:

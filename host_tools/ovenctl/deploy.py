@@ -2,7 +2,7 @@
 
 Device layout (docs/PROTOCOL.md §9): every firmware module in /lib (compiled .mpy, or .py with
 --no-compile), the board's files flat in /lib next to them (pico/esp32: board, pins,
-board_select; sim: the `sim` package in /lib/sim and boards/sim/vdev.py as board_select),
+board_select and the shared boards/mcu/mcu_board; sim: the `sim` package in /lib/sim and boards/sim/vdev.py as board_select),
 /main.py as source (MicroPython runs main.py only from source), the mip dependencies
 (firmware/package.json "deps": the SSD1306 driver) in /lib, /config.json only with --config, and
 /deploy.json: what was deployed (board, firmware version, every file's sha256).
@@ -45,10 +45,10 @@ READY_MARK = b"Press START"
 BOARDS = {
     "pico": {"platform": "rp2", "deps": True, "files": [
         ("boards/pico/board.py", "/lib/board"), ("boards/pico/pins.py", "/lib/pins"),
-        ("boards/pico/board_select.py", "/lib/board_select")]},
+        ("boards/pico/board_select.py", "/lib/board_select"), ("boards/mcu/mcu_board.py", "/lib/mcu_board")]},
     "esp32": {"platform": "esp32", "deps": True, "files": [
         ("boards/esp32/board.py", "/lib/board"), ("boards/esp32/pins.py", "/lib/pins"),
-        ("boards/esp32/board_select.py", "/lib/board_select")]},
+        ("boards/esp32/board_select.py", "/lib/board_select"), ("boards/mcu/mcu_board.py", "/lib/mcu_board")]},
     # the virtual device (`ovenctl vdev`): its bench draws into a RAM framebuffer, no mip dependency
     "sim": {"platform": "webassembly", "deps": False, "files": [
         ("boards/sim/vdev.py", "/lib/board_select"), ("boards/sim/__init__.py", "/lib/sim/__init__"),
@@ -226,6 +226,58 @@ def _raw(port_path, fn):
             return fn(raw)
         finally:
             raw.exit()
+
+
+KEY_PATH = "/devkey.bin"        # firmware/main.py KEY_PATH
+
+_KEY_ID = """import hashlib,binascii
+def _kid():
+ try:
+  f=open(%r,'rb')
+ except OSError:
+  print('KEY none');return
+ k=f.read(64);f.close()
+ if len(k)!=32:
+  print('KEY bad');return
+ print('KEY',binascii.hexlify(hashlib.sha256(b'oven-key-id:'+k).digest()[:8]).decode())
+_kid()
+""" % KEY_PATH
+
+
+def device_key_id(port_path):
+    """The device key's id (16 hex digits), "none" or "bad". The key itself never leaves it."""
+    def fn(raw):
+        out = raw.exec(_KEY_ID).decode()
+        for ln in out.splitlines():
+            if ln.startswith("KEY "):
+                return ln[4:].strip()
+        raise DeployError("the device did not report its key id: %s" % out.strip()[-200:])
+    return _raw(port_path, fn)
+
+
+def provision_key(port_path, key, replace=False, log=print):
+    """Put the device key on the device (written to a temporary file, then renamed over
+    /devkey.bin), checked by its key id. The key is never printed: only its id. Refuses to
+    replace a different key unless replace=True."""
+    from ovenctl import keyfile
+    want = keyfile.key_id(key)
+    have = device_key_id(port_path)
+    if have == want:
+        log("device key: %s (already provisioned)" % want)
+        return want
+    if have not in ("none", "bad") and not replace:
+        raise DeployError("the device has device key %s, the key file is %s: a different key. Use --replace-key "
+                          "to replace it (keep the old key file: older logs verify only with it)" % (have, want))
+
+    def fn(raw):
+        raw.exec("f=open(%r,'wb')\nf.write(%r)\nf.close()\nimport os\nos.rename(%r,%r)\n"
+                 % (KEY_PATH + ".tmp", bytes(key), KEY_PATH + ".tmp", KEY_PATH))
+    _raw(port_path, fn)
+    got = device_key_id(port_path)
+    if got != want:
+        raise DeployError("the device key could not be written (device reports %s)" % got)
+    log("device key: %s provisioned%s" % (want, " (replaced %s)" % have if have not in ("none", "bad") else ""))
+    return want
 
 
 def refuse_if_running(port_path):
@@ -418,17 +470,18 @@ def soft_reset(port_path, wait_s=BOOT_WAIT_S):
 
 
 def deploy(board, port_path, compile_mpy=True, deps=True, index=None, config=None, reset=True, force=False,
-           log=print):
-    """The whole deploy; returns a JSON-ready summary. DeployError on any failure."""
+           log=print, key=None, replace_key=False):
+    """The whole deploy; returns a JSON-ready summary. DeployError on any failure. key: the
+    device key to provision (bytes) or None (the device keeps the key it has)."""
     t0 = time.monotonic()
     staged = stage(board, compile_mpy, config)
     try:
-        return _deploy(staged, board, port_path, compile_mpy, deps, index, reset, force, log, t0)
+        return _deploy(staged, board, port_path, compile_mpy, deps, index, reset, force, log, t0, key, replace_key)
     finally:
         shutil.rmtree(staged["dir"], ignore_errors=True)
 
 
-def _deploy(staged, board, port_path, compile_mpy, deps, index, reset, force, log, t0):
+def _deploy(staged, board, port_path, compile_mpy, deps, index, reset, force, log, t0, key=None, replace_key=False):
     n_bytes = sum(f["size"] for f in staged["files"])
     log("deploy: %s firmware %s, %d files, %.1f kB (%s) -> %s" % (
         board, staged["manifest"]["fw_version"], len(staged["files"]), n_bytes / 1000,
@@ -463,6 +516,18 @@ def _deploy(staged, board, port_path, compile_mpy, deps, index, reset, force, lo
     if problems:
         raise DeployError("verification failed (deploy again):\n  " + "\n  ".join(problems))
     log("verified: sha256 of %d files on the device match" % ok)
+    try:
+        if key is not None:
+            kid = provision_key(port_path, key, replace_key, log)
+        else:
+            kid = device_key_id(port_path)
+            if kid in ("none", "bad"):
+                log("warning: the device has no device key: its run logs will not be sealed (provision one "
+                    "with --key FILE)")
+            else:
+                log("device key: %s (kept)" % kid)
+    except SL.LinkError as e:
+        raise DeployError(str(e))
     boot = None
     if reset:
         try:
@@ -475,6 +540,6 @@ def _deploy(staged, board, port_path, compile_mpy, deps, index, reset, force, lo
     return {"board": board, "port": port_path, "fw_version": staged["manifest"]["fw_version"],
             "compiled": bool(compile_mpy), "files": [{"path": f["dest"], "sha256": f["sha256"], "size": f["size"]}
                                                      for f in staged["files"]],
-            "verified": ok, "removed": removed, "up_to_date": same, "deps": installed, "device": {
+            "verified": ok, "removed": removed, "up_to_date": same, "deps": installed, "key_id": kid, "device": {
                 k: info[k] for k in ("platform", "version", "mpy", "free_bytes")},
             "boot": boot, "wall_s": round(time.monotonic() - t0, 2)}

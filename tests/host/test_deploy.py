@@ -98,9 +98,15 @@ def deployed(tmp_path_factory, env, reference):
         d["first"], d["first_log"] = json.loads(p.stdout), p.stderr
         d["flash_1"] = _flash(fs)
         d["ls"] = mpremote(v.port, "fs", "ls", ":/lib")
-        p = cli(env, "deploy", "--board", "sim", "--port", v.port, "--json", timeout=120)
-        d["again"] = json.loads(p.stdout)
+        # the second deploy also provisions a new device key (created on the host)
+        d["keyfile"] = str(fs.parent / "dev.key")
+        p = cli(env, "deploy", "--board", "sim", "--port", v.port, "--json", "--key", d["keyfile"], timeout=120)
+        d["again"], d["again_log"] = json.loads(p.stdout), p.stderr
         d["flash_2"] = _flash(fs)
+        # a different key file is refused: the device keeps its key
+        d["other_key"] = cli(env, "deploy", "--board", "sim", "--port", v.port, "--no-reset", "--key",
+                             str(fs.parent / "other.key"), check=False, timeout=120)
+        d["flash_2b"] = _flash(fs)
         d["mip_fail"] = cli(env, "deploy", "--board", "pico", "--port", v.port, "--force", "--index", UNREACHABLE,
                             check=False, timeout=120)
         d["flash_3"] = _flash(fs)
@@ -126,7 +132,9 @@ def run_on_deployed(deployed, env):
                                 " print(k, getattr(sys.modules[k], '__file__', '-'))")
     finally:
         v.stop()
+    d["log_path"] = str(fs / "runs" / "sim-0001.log")
     d["log"] = read_log((fs / "runs" / "sim-0001.log").read_bytes())
+    d["verify_key"] = cli(env, "verify", "--key", deployed["keyfile"], d["log_path"], check=False, timeout=120)
     return d
 
 
@@ -165,7 +173,30 @@ def test_deploy_again_copies_only_what_changed(deployed):
     assert res["up_to_date"] == len(res["files"]) - 1 and res["verified"] == len(res["files"])
     assert res["removed"] == []
     a, b = deployed["flash_1"], deployed["flash_2"]
-    assert set(a) == set(b) and all(a[p] == b[p] for p in a if p != "/deploy.json")
+    assert set(a) | {"/devkey.bin"} == set(b) and all(a[p] == b[p] for p in a if p != "/deploy.json")
+
+
+@needs_node
+def test_deploy_provisions_the_device_key_and_never_shows_it(deployed):
+    from ovenctl import keyfile
+    key = keyfile.load_key(deployed["keyfile"])
+    assert oct(os.stat(deployed["keyfile"]).st_mode & 0o777) == "0o600"
+    assert deployed["flash_2"]["/devkey.bin"] == key
+    kid = keyfile.key_id(key)
+    assert deployed["again"]["key_id"] == kid
+    assert "new device key %s written to" % kid in deployed["again_log"]
+    assert "device key: %s provisioned" % kid in deployed["again_log"]
+    # the first deploy had no key to keep: it said so
+    assert "the device has no device key" in deployed["first_log"]
+    # a different key is refused, the device's key is unchanged
+    p = deployed["other_key"]
+    assert p.returncode == 1 and "--replace-key" in p.stderr and kid in p.stderr, p.stderr
+    assert deployed["flash_2b"]["/devkey.bin"] == key
+    # never printed, never in deploy.json
+    for text in (deployed["first_log"], deployed["again_log"], json.dumps(deployed["again"]), p.stdout, p.stderr,
+                 deployed["flash_2"]["/deploy.json"].decode()):
+        assert key.hex() not in text and repr(key) not in text
+    assert "/devkey.bin" not in json.loads(deployed["flash_2"]["/deploy.json"])["files"]
 
 
 @needs_node
@@ -177,7 +208,7 @@ def test_a_dependency_that_cannot_be_fetched_is_named_and_changes_nothing(deploy
     assert UNREACHABLE in err and "refused" in err.lower() and "--no-deps" in err
     assert "was not changed" in err
     # the sim deployment on the device is exactly as it was
-    assert deployed["flash_3"] == deployed["flash_2"]
+    assert deployed["flash_3"] == deployed["flash_2b"]
 
 
 @needs_node
@@ -222,7 +253,7 @@ def test_pico_layout_with_a_local_mip_index(tmp_path, env):
     flash = _flash(fs)
     assert res["deps"] == ["ssd1306"] and res["boot"] is None and "mip: ssd1306 installed" in p.stderr
     assert res["removed"] == ["/lib/app.py"] and "/lib/app.py" not in flash
-    for name in ("board", "pins", "board_select", "plan", "app"):
+    for name in ("board", "pins", "board_select", "mcu_board", "plan", "app"):
         assert "/lib/%s.mpy" % name in flash
     assert flash["/lib/ssd1306.mpy"] == ssd
     assert out.split() == ["SSD1306_I2C", "rp2", "/lib/ssd1306.mpy"]
@@ -243,6 +274,21 @@ def test_the_deployed_firmware_runs_the_test_like_ovenctl_sim(run_on_deployed, r
     assert [c["loss_ppm"] for c in log.verdict["cells"]] == [c["loss_ppm"] for c in ref["cells"]]
     assert [c["verdict"] for c in log.verdict["cells"]] == [c["verdict"] for c in ref["cells"]]
     assert [c["u_ppm"] for c in log.verdict["cells"]] == [c["u_ppm"] for c in ref["cells"]]
+
+
+@needs_node
+def test_the_deployed_device_seals_its_log_with_the_provisioned_key(run_on_deployed, deployed):
+    from ovenctl import keyfile
+    key = keyfile.load_key(deployed["keyfile"])
+    log = run_on_deployed["log"]
+    assert log.header["log"]["seal"] == "hmac-sha256" and log.header["log"]["key_id"] == keyfile.key_id(key)
+    assert len(log.seals) >= 100 and len(log.verdict["chain_hmac"]) == 64
+    p = run_on_deployed["verify_key"]
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "seal: OK" in p.stdout
+    with open(run_on_deployed["log_path"], "rb") as f:
+        data = f.read()
+    assert key not in data and key.hex().encode() not in data
 
 
 # ------------------------------------------------------------------------------------------ static
@@ -269,7 +315,10 @@ def test_board_select_drives_the_right_pins_and_imports_only_machine(board):
     gpio = {name: g for name, g, _ in ns["PINS"]}
     assert safe == tuple(gpio[n] for n in ("ssr", "contactor", "pump", "vent", "buzzer"))
     src = open(os.path.join(ROOT, "boards", board, "board_select.py")).read()
-    for name in ("def outputs_off", "def autostart", "def link_rx", "def link_tx", "HOST_DRIVEN = False"):
+    assert "def outputs_off" in src and "def __getattr__" in src
+    # the rest of the contract is common to both boards: boards/mcu/mcu_board.py
+    src = open(os.path.join(ROOT, "boards", "mcu", "mcu_board.py")).read()
+    for name in ("def autostart", "def link_rx", "def link_tx", "def after_run", "HOST_DRIVEN = False"):
         assert name in src
 
 
@@ -390,7 +439,7 @@ class Mod:
 def show(b, m):
     out["shown"] = m["name"]
     out["wdt_while_idle"] = [e for e in LOG if e[0] == "wdt"]
-    Pin.ALL[B._G["btn_start"]].v = 0         # the operator presses START
+    Pin.ALL[b._g["btn_start"]].v = 0         # the operator presses START
 
 
 del LOG[:]
@@ -417,7 +466,7 @@ def test_board_select_on_a_fake_machine_in_the_vm(board):
     arms it, Ctrl-C leaves the board idle and deinitialised."""
     from test_pins import _FAKE_MACHINE
     from vmbridge import run_vm_code
-    out = run_vm_code(_FAKE_MACHINE + _BOARD_SELECT % {"board": board}, paths=("firmware", "boards"))
+    out = run_vm_code(_FAKE_MACHINE + _BOARD_SELECT % {"board": board}, paths=("firmware", "boards", "boards/mcu"))
     r = json.loads([x for x in out.splitlines() if x.startswith("@@J")][0][3:])
     safe, _ = _safe_low(board)
     assert r["off"] == [[g, 1, -1, 0] for g in safe]           # Pin(g, Pin.OUT, value=0), nothing else

@@ -218,7 +218,7 @@ out["name"] = b.name
 out["n_cells"] = b.n_cells
 out["log"] = LOG
 out["first_pins"] = [e[1:] for e in LOG[:5]]
-ssr = Pin.ALL[B._G["ssr"]]
+ssr = Pin.ALL[b._g["ssr"]]
 b.heater_enable(1)
 b.heater_set_duty_ppm(1000000)
 STATE["timer"].cb(STATE["timer"])
@@ -227,13 +227,13 @@ b.pump_set(1)
 b.vent_set(1)
 b.buzzer_set(1)
 b.outputs_safe()
-out["after_safe"] = [Pin.ALL[B._G[n]].v for n in ("ssr", "contactor", "pump", "vent", "buzzer")]
+out["after_safe"] = [Pin.ALL[b._g[n]].v for n in ("ssr", "contactor", "pump", "vent", "buzzer")]
 out["tc"] = [b.tc.read(), b.tc.temp_c_x100, b.tc.cj_c_x100]
 out["lc_temp"] = b.lc_temp.read()
 out["p"] = [b.pressure.read(), b.pressure.pa]
 out["ready"] = [lc.ready() for lc in b.loadcells]
 out["poll"] = b.operator.poll()
-Pin.ALL[B._G["btn_yes"]].v = 0
+Pin.ALL[b._g["btn_yes"]].v = 0
 STATE["timer"].cb(STATE["timer"])
 t0 = b.ticks_ms()
 b.wait_until_ms(t0 + 40)
@@ -251,7 +251,7 @@ print("@@J" + json.dumps(out))
 
 def _smoke(pkg, cfg=None):
     code = _FAKE_MACHINE + _SMOKE % {"pkg": pkg, "cfg": repr(cfg)}
-    out = run_vm_code(code, paths=("firmware", "boards"))
+    out = run_vm_code(code, paths=("firmware", "boards", "boards/mcu"))
     line = [x for x in out.splitlines() if x.startswith("@@J")][0]
     return json.loads(line[3:])
 
