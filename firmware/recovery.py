@@ -74,6 +74,7 @@ class LogState:
         self.early = []
         self.leak = []
         self.resumes = 0
+        self.interrupted = 0        # an INTERRUPTED event: the run was being closed
         self.vac_exc = 0
         self.verdict_seen = 0
         self.end_seen = 0
@@ -369,6 +370,8 @@ def _event(st, t_ms, code, a, b):
             st.leak[a] = b
     elif code == C.E_RESUMED:
         st.resumes += 1
+    elif code == C.E_INTERRUPTED:
+        st.interrupted = 1
     elif code == C.E_VAC_EXCURSION:
         st.vac_exc = 1 if a else 0
 
@@ -483,8 +486,8 @@ def outage_s(st, rtc_now_s):
 def candidate(st, method, latest=True):
     """RESUME when the log alone allows a resume (the board, its clock and its readings still
     have to agree: decide()), else the reason why not."""
-    if st.verdict_seen or st.fault or st.invalid:
-        return R_ENDED
+    if st.verdict_seen or st.fault or st.invalid or st.interrupted:
+        return R_ENDED              # (interrupted: a closing that a second cut stopped half-way)
     if st.damaged or method is None or st.header is None:
         return R_DAMAGED
     if not latest:

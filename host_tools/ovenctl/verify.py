@@ -38,7 +38,26 @@ Consistency checks (besides the field-by-field comparison with the VERDICT recor
     correction's input) equals the half-even mean of the samples' load-cell temperature over the
     weighing;
   - a PASS (overall or of a cell) needs: no fault event, no INVALID event, all weighings, at least
-    soak_s of in-spec SOAK samples, and a SOAK_DONE event.
+    soak_s of in-spec SOAK samples, and a SOAK_DONE event;
+  - power cuts (docs/LOGFORMAT.md section 9, firmware/recovery.py):
+    a RESUMED event (a = outage s, b = resumes so far): b counts 1, 2, 3, ... and stays within the
+    method's resume_max; the outage is known (header rtc_start_s) and within resume_grace_s; the run
+    had not ended (no fault or INVALID event before it, not closed INTERRUPTED); the last sample before
+    it is an in-spec SOAK sample at t_last with t_last + outage = the event's time, and the samples go
+    on at the next second (the t_s gap is the outage). A jump in the samples' t_s without a RESUMED
+    event is inconsistent (unless the writer dropped samples). The soak time is recounted from the
+    samples, so the outage is never soak time;
+    a run closed INTERRUPTED at boot (INTERRUPTED event, a = outage s or -1, b = reason; a closing cut
+    by another power cut is repeated at the next boot: one more INTERRUPTED event): nothing of the run
+    after it (no BLOCK, WEIGH or other event; only the INVALID event with
+    reason INTERRUPTED, the VERDICT and END), time stamped at the run's last record; the INVALID event
+    with reason INTERRUPTED exactly when no fault or INVALID reason was logged before; the reason
+    agrees with what the log shows (ENDED exactly after a fault/INVALID event; NOT_SOAK when the last
+    sample is not an in-spec SOAK sample, the later reasons when it is; NO_CLOCK with an unknown
+    outage; OUTAGE beyond resume_grace_s; MAX_RESUMES after resume_max resumes); its VERDICT is
+    INVALID (reason INTERRUPTED or the one logged before) or ABORTED after a fault, every cell the
+    same, never a measured verdict, and its soak times equal the SOAK samples in the log exactly.
+    A closed run that passes these checks is consistent (exit 0): its verdict is the policy's.
 Every finding names its record (sequence number, byte offset, type) where there is one.
 
 Exit-code policy (verify_log()["exit_code"]):
@@ -73,14 +92,33 @@ KIND_NAMES = {1: "tare", 2: "m0", 3: "m1"}
 FAULT_NAMES = {10: "TEMP_MAX", 11: "TEMP_MIN", 12: "TC_OPEN", 13: "TC_SHORT", 14: "TC_STALE",
                15: "HEAT_GAIN", 16: "RUNAWAY", 17: "VACUUM_LOST", 18: "LEAK_RATE", 19: "PUMPDOWN_TIMEOUT",
                20: "LOADCELL", 21: "WEIGH_TIMEOUT", 22: "FLASH", 23: "WATCHDOG", 24: "OPERATOR_ABORT",
-               25: "SOAK_MAX_TIME", 26: "P_SENSOR", 27: "HEATUP_TIMEOUT", 28: "COOLDOWN_TIMEOUT"}
+               25: "SOAK_MAX_TIME", 26: "P_SENSOR", 27: "HEATUP_TIMEOUT", 28: "COOLDOWN_TIMEOUT",
+               29: "INTERRUPTED"}
+# F_INTERRUPTED is never raised as a fault: it is the INVALID reason of a run closed at boot after a
+# power cut (docs/LOGFORMAT.md section 9). It is in the table so that it is named wherever a code is.
+F_INTERRUPTED = 29
 E_PHASE, E_EXC_START, E_EXC_END, E_LEAK, E_EARLY_FAIL = 100, 101, 102, 103, 104
 E_LC_FAULT, E_WEIGH_RETRY, E_LC_GLITCH, E_INVALID, E_SOAK_DONE = 105, 106, 107, 108, 109
-E_VAC_EXCURSION = 110
+E_VAC_EXCURSION, E_RESUMED, E_INTERRUPTED = 110, 111, 112
 EVENT_NAMES = {E_PHASE: "PHASE", E_EXC_START: "EXCURSION_START", E_EXC_END: "EXCURSION_END",
                E_LEAK: "LEAK_ANSWER", E_EARLY_FAIL: "EARLY_FAIL", E_LC_FAULT: "LC_FAULT",
                E_WEIGH_RETRY: "WEIGH_RETRY", E_LC_GLITCH: "LC_GLITCH", E_INVALID: "INVALID",
-               E_SOAK_DONE: "SOAK_DONE", E_VAC_EXCURSION: "VAC_EXCURSION"}
+               E_SOAK_DONE: "SOAK_DONE", E_VAC_EXCURSION: "VAC_EXCURSION", E_RESUMED: "RESUMED",
+               E_INTERRUPTED: "INTERRUPTED"}
+# power-cut recovery (firmware/recovery.py): the INTERRUPTED event's b, and the method's defaults
+REASON_NAMES = ("RESUME", "NO_CLOCK", "NOT_SOAK", "OUTAGE", "OUT_OF_SPEC", "ENDED", "NO_PLAN",
+                "MAX_RESUMES", "DAMAGED", "NOT_LATEST")
+R_NO_CLOCK, R_NOT_SOAK, R_OUTAGE, R_OUT_OF_SPEC, R_ENDED, R_NO_PLAN, R_MAX_RESUMES = 1, 2, 3, 4, 5, 6, 7
+REASON_TEXT = {1: "no trustworthy clock (no RTC or no rtc_start_s): the outage cannot be measured",
+               2: "the last synced sample was not an in-spec SOAK sample",
+               3: "the outage was longer than the method's resume_grace_s",
+               4: "the oven read out of spec (or a sensor was bad) at power-on",
+               5: "the run had already ended (fault or INVALID event)",
+               6: "the board cannot resume a run (no resume plan)",
+               7: "the run had been resumed resume_max times already",
+               8: "the log was damaged (or the method / the tare and m0 weighings unusable)",
+               9: "an older unfinished run (only the newest one may resume)"}
+DEFAULT_GRACE_S, DEFAULT_RESUME_MAX = 120, 3
 # informational events: nothing else in the log refers to them, only the sequence numbers protect them
 INFO_EVENTS = (E_LC_FAULT, E_WEIGH_RETRY, E_LC_GLITCH, E_VAC_EXCURSION)
 SF_IN_SPEC = 1
@@ -92,6 +130,7 @@ SEVERITY = {"PASS": 1, "INCONCLUSIVE": 2, "FAIL": 3, "INVALID": 4, "ABORTED": 5}
 CELL_FIELDS = ("verdict", "loss_ppm", "loss_pct_x100", "u_ppm", "u_pct_x100", "flags", "limit_ppm",
                "comparator", "decision")
 RUN_FIELDS = ("verdict", "cells", "method", "fault", "invalid", "soak_in_spec_s", "soak_total_s")
+SEAL_FIELDS = ("chain_hmac",)   # sealed logs (checked by sealcheck.py with the key)
 FL_GAIN, FL_GAIN_SIGNIFICANT, FL_LEAK = 1, 2, 4
 
 
@@ -428,6 +467,13 @@ def verify_log(log, path=None):
                      "invalid_name": FAULT_NAMES.get(invalid), "final_phase": phase_name(final_phase),
                      "leak_answers": leak, "early_fail": early}
 
+    # ---- 3b. power cuts: resumes and the closing of an interrupted run (docs/LOGFORMAT.md section 9)
+    pc = _check_power_cuts(ctx, log, hdr, samples_intact)
+    out["power_cuts"] = pc
+    interrupted = pc["interrupted"]
+    if interrupted is not None and not fault:
+        aborted = False         # only a fault makes a closed run ABORTED (recovery.verdict_record)
+
     # ---- 4. samples against events: phases, excursions, soak time
     by_t = {}
     for s in log.samples:
@@ -500,8 +546,12 @@ def verify_log(log, path=None):
     for c in range(n):
         co = {"cell": c, "id": out["cell_ids"][c], "readings": {}, "exact": None, "error": None}
         cells_out.append(co)
-        if aborted:
-            exp_cells.append({"verdict": "ABORTED", "cell": c, "leak_visible": leak[c], "early_fail": early[c]})
+        if aborted or interrupted is not None:
+            # a run closed INTERRUPTED at boot: INVALID, or ABORTED after a fault, never a measured verdict
+            exp_cells.append({"verdict": "ABORTED" if aborted else "INVALID", "cell": c, "leak_visible": leak[c],
+                              "early_fail": early[c]})
+            if interrupted is not None and not aborted:
+                co["error"] = "run interrupted by a power cut/reset and closed at boot: no final weighing"
             continue
         if final_phase != PH_DONE:
             exp_cells.append(None)
@@ -542,6 +592,8 @@ def verify_log(log, path=None):
         exp_cells.append(fields)
     if aborted:
         overall = "ABORTED"
+    elif interrupted is not None:
+        overall = "INVALID"
     elif final_phase != PH_DONE:
         overall = None
     elif invalid:
@@ -551,20 +603,22 @@ def verify_log(log, path=None):
     else:
         overall = max((x["verdict"] for x in exp_cells), key=lambda v: SEVERITY[v]) if exp_cells else None
     exp_run = {"verdict": overall, "method": method["name"] if method else None, "fault": fault,
-               "invalid": invalid}
+               "invalid": invalid if invalid or interrupted is None else F_INTERRUPTED}
 
     # ---- 7. compare with the device's VERDICT record
     dev = log.verdict
     if len(log.verdicts) > 1:
         ctx.inconsistent("%d VERDICT records (a run writes one)" % len(log.verdicts), rec=ctx.vrec)
     if dev is None:
-        if final_phase in (PH_DONE, PH_ABORTED):
+        if interrupted is not None:
+            ctx.inconsistent("the run was closed INTERRUPTED at boot but there is no VERDICT record")
+        elif final_phase in (PH_DONE, PH_ABORTED):
             ctx.inconsistent("the run ended (%s) but there is no VERDICT record" % phase_name(final_phase))
         else:
             ctx.inconsistent("no VERDICT record: the run did not finish (last phase %s)" % phase_name(final_phase))
     else:
-        _compare(ctx, dev, exp_run, exp_cells, out["soak"], aborted, n, method)
-        if final_phase not in (PH_DONE, PH_ABORTED):
+        _compare(ctx, dev, exp_run, exp_cells, out["soak"], aborted, n, method, pc)
+        if final_phase not in (PH_DONE, PH_ABORTED) and interrupted is None:
             ctx.verdict_issue("VERDICT record although the run never reached DONE or ABORTED (last phase %s)"
                               % phase_name(final_phase))
 
@@ -573,12 +627,19 @@ def verify_log(log, path=None):
     if isinstance(dev, dict):
         dev_pass = dev.get("verdict") == "PASS" or any(dev_cell(dev, c) is not None and
                                                        dev_cell(dev, c).get("verdict") == "PASS" for c in range(n))
+    if interrupted is not None and isinstance(dev, dict):
+        measured = sorted({v for v in [dev.get("verdict")] + [(dev_cell(dev, c) or {}).get("verdict") for c in range(n)]
+                           if v in ("PASS", "FAIL", "INCONCLUSIVE")}, key=lambda v: SEVERITY[v])
+        if measured:
+            ctx.verdict_issue("%s verdict on a run that was interrupted by a power cut/reset and closed at boot "
+                              "(INTERRUPTED event at %d s, reason %s): such a run is INVALID or ABORTED, never measured"
+                              % ("/".join(measured), interrupted["t_s"], interrupted["reason_name"]))
     if dev_pass:
         if fault_ev:
             ctx.verdict_issue("PASS although the log has fault event %s at %d s"
                               % (event_name(fault_ev[0]["code"]), fault_ev[0]["t_ms"] // 1000))
         if inv_ev:
-            ctx.verdict_issue("PASS although the run was declared invalid (%s)" % event_name(invalid))
+            ctx.verdict_issue("PASS although the run was declared invalid (%s)" % FAULT_NAMES.get(invalid, invalid))
         missing = ["%s of cell %d" % (KIND_NAMES[k], c) for c in range(n) for k in (1, 2, 3) if (k, c) not in weigh]
         if missing:
             ctx.verdict_issue("PASS with missing weighings: %s" % ", ".join(missing))
@@ -625,9 +686,9 @@ def dev_cell(dev, c):
     return cs[c] if c < len(cs) and isinstance(cs[c], dict) else None
 
 
-def _compare(ctx, dev, exp_run, exp_cells, soak, aborted, n, method):
+def _compare(ctx, dev, exp_run, exp_cells, soak, aborted, n, method, pc=None):
     for k in dev:
-        if k not in RUN_FIELDS:
+        if k not in RUN_FIELDS and k not in SEAL_FIELDS:
             ctx.verdict_issue("VERDICT record has an unknown field %r" % k)
     for k in RUN_FIELDS:
         if k not in dev:
@@ -641,9 +702,12 @@ def _compare(ctx, dev, exp_run, exp_cells, soak, aborted, n, method):
     # under SOAK (IN_SPEC set) but not counted; the tick that ends a soak is counted but logged under
     # COOLDOWN; a fault tick is neither logged nor counted. Hence samples - device is 0 or 1, and 0
     # for a soak that ended with SOAK_DONE.
+    # A run closed INTERRUPTED at boot: the recovery counts the SOAK samples in the log (exact).
+    closed = pc is not None and pc["interrupted"] is not None
+    outage = pc["outage_s_total"] if pc is not None else 0
     done = soak["done_event"]
     dis = dev.get("soak_in_spec_s")
-    if done is None and method and _is_int(dis) and dis >= method["soak_s"]:
+    if done is None and method and _is_int(dis) and dis >= method["soak_s"] and not closed:
         ctx.verdict_issue("soak_in_spec_s %d s reaches the method's %d s but there is no SOAK_DONE event"
                           % (dis, method["soak_s"]))
     for key, dkey in (("in_spec_s_samples", "soak_in_spec_s"), ("total_s_samples", "soak_total_s")):
@@ -655,10 +719,14 @@ def _compare(ctx, dev, exp_run, exp_cells, soak, aborted, n, method):
         sv = soak[key]
         if not soak["samples_intact"]:
             continue
-        exact = done is not None or (dkey == "soak_total_s" and not aborted)
+        exact = done is not None or (dkey == "soak_total_s" and not aborted) or closed
         ok = sv == dv if exact else 0 <= sv - dv <= 1
         if not ok:
-            ctx.verdict_issue("%s: device %d s, the samples show %d s%s" % (dkey, dv, sv, "" if exact else " (+0/+1 allowed)"))
+            hint = ""
+            if outage and dv > sv and abs(dv - sv - outage) <= 1:
+                hint = "; the difference is the power-cut outage (%d s), which is not soak time" % outage
+            ctx.verdict_issue("%s: device %d s, the samples show %d s%s%s"
+                              % (dkey, dv, sv, "" if exact else " (+0/+1 allowed)", hint))
     if done is not None:
         if dev.get("soak_in_spec_s") != done["in_spec_s"] or dev.get("soak_total_s") != done["total_s"]:
             ctx.verdict_issue("soak times %r/%r s differ from the SOAK_DONE event's %d/%d s"
@@ -722,6 +790,195 @@ def _check_samples_vs_events(ctx, log, by_t, phase_ev):
         if key not in seen and key[0] in by_t and key[0] - 1 in by_t:
             ctx.inconsistent("%s event at %d s but the samples show no such change"
                              % (EVENT_NAMES[key[1]], key[0]), offset=e["offset"], seq=e["seq"])
+
+
+def _method_int(hm, key, default):
+    v = hm.get(key) if isinstance(hm, dict) else None
+    return v if _is_int(v) and v >= 0 else default
+
+
+def _reason_name(r):
+    return REASON_NAMES[r] if _is_int(r) and 1 <= r < len(REASON_NAMES) else "REASON_%s" % r
+
+
+def _check_power_cuts(ctx, log, hdr, samples_intact):
+    """Resumes and the closing of an interrupted run (docs/LOGFORMAT.md section 9) against the method,
+    the header's clock and the samples. Returns the JSON-ready summary out["power_cuts"]."""
+    ev = log.events
+    hm = hdr.get("method")
+    grace = _method_int(hm, "resume_grace_s", DEFAULT_GRACE_S)
+    rmax = _method_int(hm, "resume_max", DEFAULT_RESUME_MAX)
+    has_clock = _is_int(hdr.get("rtc_start_s"))
+    samples = log.samples
+    ts = [s["t_s"] for s in samples]
+    ends = [i for i, e in enumerate(ev) if e["code"] in FAULT_NAMES or e["code"] == E_INVALID]
+    ints = [i for i, e in enumerate(ev) if e["code"] == E_INTERRUPTED]
+    res_idx = [i for i, e in enumerate(ev) if e["code"] == E_RESUMED]
+    dropped = bool(log.end and log.end.get("dropped_samples"))
+    out = {"resume_grace_s": grace, "resume_max": rmax, "rtc_start_s": hdr.get("rtc_start_s"),
+           "resumes": [], "outage_s_total": 0, "interrupted": None}
+
+    def where(e):
+        return {"offset": e["offset"], "seq": e["seq"]}
+
+    # ---- resumes
+    res_times = sorted(ev[i]["t_ms"] // 1000 for i in res_idx)
+    for k, i in enumerate(res_idx, 1):
+        e = ev[i]
+        t, a, b = e["t_ms"] // 1000, e["a"], e["b"]
+        r = {"t_s": t, "outage_s": a, "count": b, "seq": e["seq"], "offset": e["offset"],
+             "last_sample_t_s": None, "next_sample_t_s": None}
+        out["resumes"].append(r)
+        if a > 0:
+            out["outage_s_total"] += a
+        if b != k:
+            ctx.inconsistent("RESUMED event at %d s says %d resume(s) so far, it is resume %d in the log "
+                             "(the count goes 1, 2, 3, ...)" % (t, b, k), **where(e))
+        if k > rmax:
+            ctx.inconsistent("resume %d at %d s: the method allows at most resume_max = %d resumes; the run should "
+                             "have been closed INTERRUPTED (MAX_RESUMES)" % (k, t, rmax), **where(e))
+        if a < 0:
+            ctx.inconsistent("resumed at %d s with an unknown outage (%d s): a run resumes only when the clock "
+                             "measures the outage" % (t, a), **where(e))
+        elif a > grace:
+            ctx.inconsistent("resumed at %d s after an outage of %d s, longer than the method's resume_grace_s "
+                             "%d s: the run should have been closed INTERRUPTED (OUTAGE)" % (t, a, grace), **where(e))
+        if not has_clock:
+            ctx.inconsistent("resumed at %d s but the header has no rtc_start_s: without it the outage is not "
+                             "measurable and a run is never resumed" % t, **where(e))
+        before = [j for j in ends if j < i]
+        if before:
+            x = ev[before[0]]
+            ctx.inconsistent("resumed at %d s a run that had already ended (%s at %d s)"
+                             % (t, event_name(x["code"]) if x["code"] != E_INVALID else
+                                "INVALID %s" % event_name(x["a"]), x["t_ms"] // 1000), **where(e))
+        if any(j < i for j in ints):
+            ctx.inconsistent("RESUMED event at %d s after the run was closed INTERRUPTED" % t, **where(e))
+        if not samples_intact:
+            continue
+        n_before = sum(1 for x in ts if x <= t)
+        if n_before == 0:
+            ctx.inconsistent("resumed at %d s but no sample precedes the resume" % t, **where(e))
+            continue
+        last = samples[n_before - 1]
+        r["last_sample_t_s"] = last["t_s"]
+        if last["phase"] != PH_SOAK or not last["flags"] & SF_IN_SPEC:
+            ctx.inconsistent("resumed at %d s after a %s sample with flags %s at %d s: only a run whose last "
+                             "synced sample is an in-spec SOAK sample resumes"
+                             % (t, phase_name(last["phase"]), flag_names(last["flags"]), last["t_s"]), **where(e))
+        if a >= 0 and last["t_s"] + a != t:
+            ctx.inconsistent("RESUMED event at %d s says the outage was %d s, but the last sample before it is at "
+                             "%d s (%d s earlier): the outage is measured from the last synced sample"
+                             % (t, a, last["t_s"], t - last["t_s"]), **where(e))
+        if n_before < len(samples):
+            nxt = samples[n_before]
+            r["next_sample_t_s"] = nxt["t_s"]
+            if not any(t < x < nxt["t_s"] for x in res_times):      # the last resume before these samples
+                if nxt["t_s"] != t + 1:
+                    ctx.inconsistent("after the resume at %d s (outage %d s) the samples go on at %d s, not %d s: "
+                                     "their t_s gap (%d s without samples after %d s) does not match the outage"
+                                     % (t, a, nxt["t_s"], t + 1, nxt["t_s"] - last["t_s"] - 1, last["t_s"]),
+                                     **where(e))
+                if nxt["phase"] != PH_SOAK and not any(x["code"] == E_PHASE and x["b"] == PH_SOAK
+                                                       and x["t_ms"] // 1000 == nxt["t_s"] for x in ev):
+                    ctx.inconsistent("the first sample after the resume at %d s is a %s sample: a run resumes "
+                                     "its soak" % (t, phase_name(nxt["phase"])), **where(e))
+    if samples_intact and not dropped:
+        for j in range(1, len(ts)):
+            if ts[j] - ts[j - 1] > 1 and not any(ts[j - 1] <= x < ts[j] for x in res_times):
+                ctx.inconsistent("the samples jump from %d s to %d s (%d s without samples) without a RESUMED event"
+                                 % (ts[j - 1], ts[j], ts[j] - ts[j - 1] - 1))
+
+    # ---- a run closed INTERRUPTED at boot
+    if not ints:
+        for e in ev:
+            if e["code"] == E_INVALID and e["a"] == F_INTERRUPTED:
+                ctx.inconsistent("INVALID event with reason INTERRUPTED at %d s but no INTERRUPTED event: only the "
+                                 "boot-time recovery closes a run that way" % (e["t_ms"] // 1000), **where(e))
+        return out
+    last = samples[-1] if samples else None
+    last_ok = last is not None and last["phase"] == PH_SOAK and bool(last["flags"] & SF_IN_SPEC)
+    i = ints[0]
+    e = ev[i]
+    ended0 = [j for j in ends if j < i]
+    # nothing of the run after the first INTERRUPTED event: the recovery appends INVALID (INTERRUPTED),
+    # VERDICT and END. A closing cut by another power cut is closed again at the next boot: a further
+    # INTERRUPTED event (then reason ENDED when the INVALID event of the first closing was synced).
+    if e["offset"] is not None:
+        for rec in log.records:
+            if rec.offset > e["offset"] and rec.name in ("BLOCK", "WEIGH"):
+                ctx.inconsistent("%s record after the INTERRUPTED event: the run went on after it was closed"
+                                 % rec.name, rec=rec)
+                break
+    for x in ev[i + 1:]:
+        if not (x["code"] == E_INVALID and x["a"] == F_INTERRUPTED) and x["code"] != E_INTERRUPTED:
+            ctx.inconsistent("%s event after the INTERRUPTED event: the run went on after it was closed"
+                             % event_name(x["code"]), **where(x))
+    inv29 = [x for x in ev[i + 1:] if x["code"] == E_INVALID and x["a"] == F_INTERRUPTED]
+    if ended0:
+        x = ev[ended0[0]]
+        for y in inv29:
+            ctx.inconsistent("INVALID event with reason INTERRUPTED although the run had already ended (%s at %d s)"
+                             % (event_name(x["code"]) if x["code"] != E_INVALID else "INVALID", x["t_ms"] // 1000),
+                             **where(y))
+    elif not inv29:
+        ctx.inconsistent("run closed INTERRUPTED without the INVALID event (reason INTERRUPTED)", **where(e))
+    elif len(inv29) > 1:
+        ctx.inconsistent("%d INVALID events with reason INTERRUPTED" % len(inv29), **where(inv29[1]))
+    closings = []
+    for i in ints:
+        e = ev[i]
+        t, a, reason = e["t_ms"] // 1000, e["a"], e["b"]
+        ended = [j for j in ends if j < i]
+        n_res = sum(1 for j in res_idx if j < i)
+        closings.append({"t_s": t, "t_ms": e["t_ms"], "outage_s": a, "reason": reason,
+                         "reason_name": _reason_name(reason), "reason_text": REASON_TEXT.get(reason),
+                         "seq": e["seq"], "offset": e["offset"], "ended_before": bool(ended),
+                         "resumes_before": n_res, "last_sample_t_s": last["t_s"] if last else None})
+        if not (_is_int(reason) and 1 <= reason < len(REASON_NAMES)):
+            ctx.inconsistent("INTERRUPTED event with an unknown reason %r" % (reason,), **where(e))
+        if not _is_int(a) or a < -1:
+            ctx.inconsistent("INTERRUPTED event with outage %r s (-1 = unknown)" % (a,), **where(e))
+        elif a >= 0 and not has_clock:
+            ctx.inconsistent("INTERRUPTED event with a measured outage of %d s but the header has no rtc_start_s"
+                             % a, **where(e))
+        latest = max([x["t_ms"] for x in ev[:i]] + [w["t_ms"] for w in log.weighings] +
+                     [last["t_s"] * 1000 if last else 0])
+        if e["t_ms"] < latest:
+            ctx.inconsistent("INTERRUPTED event at %.3f s precedes the run's last record (%.3f s): it is time "
+                             "stamped at the end of what the log holds" % (e["t_ms"] / 1000, latest / 1000),
+                             **where(e))
+        # the reason against the log (recovery.decide's order: ENDED, DAMAGED, NOT_LATEST, NOT_SOAK, NO_PLAN,
+        # NO_CLOCK, MAX_RESUMES, OUTAGE, OUT_OF_SPEC: a reason implies that the earlier tests passed)
+        rn = _reason_name(reason)
+        why = []
+        if bool(ended) != (reason == R_ENDED):
+            why.append("the run had already ended (%s at %d s), so the reason is ENDED"
+                       % (event_name(ev[ended[0]]["code"]), ev[ended[0]]["t_ms"] // 1000)
+                       if ended else "the log has no fault or INVALID event before it")
+        if samples_intact:
+            if reason == R_NOT_SOAK and last_ok:
+                why.append("the last sample (%d s) is an in-spec SOAK sample" % last["t_s"])
+            if reason in (R_NO_PLAN, R_NO_CLOCK, R_MAX_RESUMES, R_OUTAGE, R_OUT_OF_SPEC) and not last_ok:
+                why.append("the last sample is not an in-spec SOAK sample (%s), so the reason is NOT_SOAK"
+                           % ("there is none" if last is None else "%s, flags %s at %d s" % (
+                               phase_name(last["phase"]), flag_names(last["flags"]), last["t_s"])))
+        if reason == R_NO_CLOCK and a != -1:
+            why.append("the outage was measured (%s s)" % a)
+        if reason in (R_MAX_RESUMES, R_OUTAGE, R_OUT_OF_SPEC) and _is_int(a) and a < 0:
+            why.append("the outage is unknown, so the reason is NO_CLOCK")
+        if reason == R_MAX_RESUMES and n_res < rmax:
+            why.append("the run was resumed %d time(s), resume_max is %d" % (n_res, rmax))
+        if reason in (R_OUTAGE, R_OUT_OF_SPEC) and n_res >= rmax:
+            why.append("the run had been resumed resume_max = %d times, so the reason is MAX_RESUMES" % rmax)
+        if reason == R_OUTAGE and _is_int(a) and 0 <= a <= grace:
+            why.append("the outage of %d s is within resume_grace_s %d s" % (a, grace))
+        if reason == R_OUT_OF_SPEC and _is_int(a) and a > grace:
+            why.append("the outage of %d s is longer than resume_grace_s %d s, so the reason is OUTAGE" % (a, grace))
+        for w in why:
+            ctx.inconsistent("run closed INTERRUPTED with reason %s, but %s" % (rn, w), **where(e))
+    out["interrupted"] = dict(closings[0], closings=closings)
+    return out
 
 
 def _check_in_spec(ctx, log, m):
@@ -813,6 +1070,37 @@ def _fmt(v):
     return repr(v)
 
 
+def power_cut_lines(res):
+    """The report's lines about power cuts: each resume, and the closing of an interrupted run."""
+    pc = res.get("power_cuts") or {}
+    L = []
+    for r in pc.get("resumes", []):
+        gap = ""
+        if r["last_sample_t_s"] is not None:
+            gap = "; samples stop at %d s" % r["last_sample_t_s"]
+            if r["next_sample_t_s"] is not None:
+                gap += " and go on at %d s (%d s without samples)" % (
+                    r["next_sample_t_s"], r["next_sample_t_s"] - r["last_sample_t_s"] - 1)
+        L.append("power cut: run resumed at t=%d s after an outage of %s s (resume %s of at most %d, "
+                 "resume_grace_s %d s)%s" % (r["t_s"], r["outage_s"], r["count"], pc["resume_max"],
+                                              pc["resume_grace_s"], gap))
+    if pc.get("resumes"):
+        L.append("power cut: soak time counted from the samples only: %s (%d s) %s not soak time"
+                 % ("the outages" if len(pc["resumes"]) > 1 else "the outage", pc["outage_s_total"],
+                    "are" if len(pc["resumes"]) > 1 else "is"))
+    it = pc.get("interrupted")
+    if it:
+        o = res.get("overall") or {}
+        out = "unknown" if it["outage_s"] == -1 else "%s s" % it["outage_s"]
+        L.append("power cut: run interrupted by a power cut/reset at t=%d s, outage %s, reason %s%s; closed %s "
+                 "at boot" % (it["t_s"], out, it["reason_name"], " (%s)" % it["reason_text"] if it["reason_text"]
+                              else "", _fmt(o.get("device")) if o.get("device") else "without a VERDICT"))
+        for c in it.get("closings", [])[1:]:
+            L.append("power cut: that closing was itself cut short; closed again at the next boot (outage %s, "
+                     "reason %s)" % ("unknown" if c["outage_s"] == -1 else "%s s" % c["outage_s"], c["reason_name"]))
+    return L
+
+
 def format_report(res):
     L = []
     L.append("ovenctl verify: %s" % res.get("file"))
@@ -841,6 +1129,7 @@ def format_report(res):
                                   "%d s" % s["done_event"]["in_spec_s"] if s["done_event"] else "-",
                                   _fmt(s["required_s"]), s["total_s_samples"], _fmt(dv.get("soak_total_s")),
                                   "" if s["samples_intact"] else "  [samples incomplete: not compared]"))
+    L.extend(power_cut_lines(res))
     e = res["events"]
     L.append("events: fault %s, invalid %s, last phase %s, leak answers %s, early fail %s" % (
         e["fault_name"] or "none", e["invalid_name"] or ("none" if not e["invalid"] else e["invalid"]),

@@ -44,7 +44,10 @@ def section_sim():
     from ovenctl import cmd_sim
     from ovenctl.scenario import load_scenario
     scn = load_scenario(os.path.join(ROOT, "boards", "sim", "scenarios", "default.json"))
-    res, log = cmd_sim.simulate(scn, want_log=True)
+    # as on a provisioned device: the log sealed with a device key (docs/LOGFORMAT.md §10)
+    key = bytes(range(32))
+    res, log = cmd_sim.simulate(scn, want_log=True, key=key)
+    res0, log0 = cmd_sim.simulate(scn, want_log=True)
     ov = scn["oven"]
     t_inf = scn["ambient_c"] + ov["heater_w"] / ov["loss_w_per_c"]
     tau = ov["heat_capacity_j_per_c"] / ov["loss_w_per_c"]
@@ -64,6 +67,12 @@ def section_sim():
         "default_loss_error_ppm": round(c["loss_ppm"] - c["true_loss_ppm"], 1),
         "log_bytes_default_run": len(log),
         "log_bytes_per_run_hour_per_cell": round(len(log) / (res["test_sim_s"] / 3600.0) / len(res["cells"])),
+        "log_bytes_default_run_unsealed": len(log0),
+        "seal_log_growth_ratio": round(len(log) / len(log0), 3),
+        # wall time of the same run sealed / unsealed in the VM (hashing between ticks)
+        "seal_wall_ratio": round(res["wall_s"] / res0["wall_s"], 3),
+        "sim_same_verdict_sealed_unsealed": res["verdict"] == res0["verdict"] and [
+            c["loss_ppm"] for c in res["cells"]] == [c["loss_ppm"] for c in res0["cells"]],
     }
 
 

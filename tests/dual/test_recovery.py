@@ -159,6 +159,18 @@ def test_not_in_soak():
     assert R.candidate(st, m) == R.R_NOT_SOAK
 
 
+def test_a_half_done_closing_is_never_resumed():
+    # a second cut stopped the closing after its INTERRUPTED event: the run has ended
+    data, log, n, t = _write_log()
+    assert R.candidate(_scan(data), R.method_of(_scan(data))) == R.RESUME
+    log.event(t * 1000, C.E_INTERRUPTED, 500, R.R_OUTAGE)
+    log.poll(t + 2000)
+    data = bytes(log._f.data)
+    st = _scan(data)
+    assert st.interrupted == 1
+    assert R.candidate(st, R.method_of(st)) == R.R_ENDED
+
+
 def test_torn_tail_and_damage():
     data, log, n, t = _write_log()
     st0 = _scan(data)
