@@ -11,7 +11,7 @@ import math
 import os
 import sys
 
-from ovenctl import __version__, verify
+from ovenctl import __version__, keyfile, sealcheck, verify
 from ovenctl.cmd_export import load, tare_means
 
 HYBRID_WH_PER_KG = 400      # reported thresholds (SPEC section 1): hybrid solid-liquid >= 400 Wh/kg
@@ -38,6 +38,8 @@ def add_parser(sub):
     p.add_argument("--rated-wh", metavar="X", help="rated energy of the cell in Wh (one value for every cell, or "
                    "comma-separated per cell): adds the energy density rated Wh / m0 against the 400 Wh/kg "
                    "(hybrid) and 500 Wh/kg (all-solid-state) thresholds")
+    p.add_argument("--key", metavar="FILE", help="the device key file: check the log's seal (docs/LOGFORMAT.md "
+                   "§10) and show the result; without it a sealed log is shown as sealed, not checked")
     p.set_defaults(func=run)
 
 
@@ -146,7 +148,33 @@ def rule_text(m):
             "INCONCLUSIVE (unrounded loss)" % (within, lim, beyond, lim))
 
 
-def build(log, path, rated=None):
+def seal_info(log, path, key):
+    """What the report says of the seal: sealed or not, key id, and with the key the check."""
+    lg = log.header.get("log") if isinstance(log.header.get("log"), dict) else {}
+    out = {"sealed": lg.get("seal") == sealcheck.ALG, "key_id": lg.get("key_id"), "check": None}
+    if key is not None:
+        try:
+            with open(path, "rb") as f:
+                out["check"] = sealcheck.check(f.read(), log, key)
+        except OSError:
+            out["check"] = None
+    return out
+
+
+def seal_text(si):
+    if si["check"] is not None:
+        c = si["check"]
+        if c["status"] == "ok":
+            return True, "intact: all %d records sealed by device key %s, checked with its key file" % (
+                c["records"], c["key_id"])
+        return False, "BROKEN: " + "; ".join(c["problems"][:2])
+    if si["sealed"]:
+        return None, "sealed by device key %s (not checked: ovenctl report --key FILE or ovenctl verify --key FILE)" % (
+            si["key_id"])
+    return False, "none: the log was written without a device key and cannot be proved unaltered"
+
+
+def build(log, path, rated=None, key=None):
     """Everything the HTML and PDF show, as plain data (figures excluded)."""
     hdr = log.header
     ver = verify.verify_log(log, path=path)
@@ -177,7 +205,7 @@ def build(log, path, rated=None):
             "method_raw": hdr.get("method"),
             "calibration": cal, "drift": drift, "verify": ver, "device": dev, "cells": cells,
             "energy": energy_rows(log, rated), "problems": list(log.problems), "complete": log.complete,
-            "audit": audit_rows(hdr),
+            "audit": audit_rows(hdr), "seal": seal_info(log, path, key),
             "generated": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z"),
             "overall": _vname(dev.get("verdict")) if dev else None}
 
@@ -559,6 +587,9 @@ def render_html(rep, figs):
     P.append("<p>Independent verification (<code>ovenctl verify</code>): <span class=\"%s\">%s</span> (exit %d)%s</p>"
              % ("ok" if ver["exit_code"] == 0 else "bad", _e(vstat.upper()), ver["exit_code"],
                 "" if ver["exit_code"] == 0 else " — see the findings below"))
+    sok, stext = seal_text(rep["seal"])
+    P.append("<p>Seal (tamper evidence): <span class=\"%s\">%s</span></p>"
+             % ("ok" if sok else ("warn" if sok is None else "bad"), _e(stext)))
     if rep["problems"] or not rep["complete"]:
         P.append('<p class="warn">The log is damaged or incomplete: %s</p>'
                  % _e("; ".join(rep["problems"][:5] + ([] if rep["complete"] else ["no END record"]))))
@@ -721,6 +752,7 @@ def summary_lines(rep):
         L.append("NO VERDICT RECORD in the log: loss and U marked * are recomputed by verify")
     L.append("")
     L.append("verify: %s (exit %d)" % (ver["status"].upper(), ver["exit_code"]))
+    L.append("seal: %s" % seal_text(rep["seal"])[1])
     for f in ver["findings"][:12]:
         L.append("  [%s] %s%s" % (f["level"], "offset %d: " % f["offset"] if f["offset"] is not None else "", f["message"]))
     if len(ver["findings"]) > 12:
@@ -805,12 +837,16 @@ def run(args):
                 raise UserError("cannot write %s: directory %s does not exist" % (p, d), code=2)
             if os.path.isdir(p):
                 raise UserError("%s is a directory" % p, code=2)
+    key = keyfile.load_key(args.key) if getattr(args, "key", None) else None
     log = load(args.log, "report")
     rated = parse_rated(args.rated_wh, log.n_cells)
-    rep = build(log, args.log, rated)
+    rep = build(log, args.log, rated, key)
     if rep["verify"]["exit_code"] != 0:
         print("ovenctl report: warning: verify found the log %s; the report shows the findings"
               % rep["verify"]["status"], file=sys.stderr)
+    if rep["seal"]["check"] is not None and rep["seal"]["check"]["status"] != "ok":
+        print("ovenctl report: warning: the log's seal is %s; the report says so"
+              % ("missing" if rep["seal"]["check"]["status"] == "unsealed" else "broken"), file=sys.stderr)
     figs = figures(log, rep)
     _write_text(args.out, render_html(rep, figs))
     if args.pdf:

@@ -55,14 +55,17 @@ def test_untouched_sealed_log_verifies_with_the_key(logs):
     assert p.returncode == 0 and "add --key FILE" in p.stdout
 
 
-def test_a_changed_sample_with_a_valid_crc_is_named(logs):
-    data = (logs / "sealed.log").read_bytes()
+def _changed_block(data):
     log = read_log(data)
     blocks = [(i, r) for i, r in enumerate(log.records) if r.name == "BLOCK"]
     i, r = blocks[len(blocks) // 2]
     b = bytearray(data)
     b[r.offset + r.length - 6] ^= 0x01            # a sample byte near the end of the block
-    bad = _fix_crc(bytes(b), r)
+    return _fix_crc(bytes(b), r), i, r
+
+
+def test_a_changed_sample_with_a_valid_crc_is_named(logs):
+    bad, i, r = _changed_block((logs / "sealed.log").read_bytes())
     assert read_log(bad).problems == []           # CRC and sequence intact: only the seal can tell
     path = logs / "changed.log"
     path.write_bytes(bad)
@@ -135,3 +138,19 @@ def test_sim_in_the_vm_seals_its_log_with_a_new_key(tmp_path):
     # same chain (the header's JSON key order aside, which the chain covers byte for byte)
     _, cpy = sweep.run(QUICK, want_log=True, key=key)
     assert [r.name for r in read_log(cpy).records] == [r.name for r in log.records]
+
+
+def test_report_shows_the_seal(logs, tmp_path):
+    out = tmp_path / "r.html"
+    p = run("report", logs / "sealed.log", "--out", out, "--key", logs / "dev.key")
+    assert p.returncode == 0, p.stderr
+    html = out.read_text()
+    assert "Seal (tamper evidence)" in html and "intact: all" in html and keyfile.key_id(KEY) in html
+    p = run("report", logs / "sealed.log", "--out", out)
+    assert p.returncode == 0 and "not checked" in out.read_text()
+    p = run("report", logs / "plain.log", "--out", out, "--key", logs / "dev.key")
+    assert p.returncode == 0 and "seal is missing" in p.stderr
+    assert "cannot be proved unaltered" in out.read_text()
+    (tmp_path / "changed.log").write_bytes(_changed_block((logs / "sealed.log").read_bytes())[0])
+    p = run("report", tmp_path / "changed.log", "--out", out, "--key", logs / "dev.key")
+    assert p.returncode == 0 and "seal is broken" in p.stderr and "BROKEN" in out.read_text()
