@@ -193,4 +193,11 @@ def run(args):
         print(summary(res, args.scenario))
         if args.screens:
             print("display: %d screens saved in %s" % (len(saved), args.screens))
+        if args.log and log is not None:
+            if key is not None:
+                from ovenctl import keyfile
+                print("run log: %s (%d bytes, sealed by device key %s; check it with `ovenctl verify --key %s %s`)"
+                      % (args.log, len(log), keyfile.key_id(key), args.key, args.log))
+            else:
+                print("run log: %s (%d bytes, not sealed: no --key)" % (args.log, len(log)))
     return 0
