@@ -185,20 +185,27 @@ def _frame_ending_at(tail, k):
 
 def has_end(f, size):
     """A closed log: 2 when it ends with END and the SEAL after it, 1 when it ends with END
-    (unsealed, or cut between END and its SEAL), 0 when it is not closed. Reads at most 1 kB."""
+    (unsealed, or cut between END and its SEAL), 0 when it is not closed. Reads 1 kB of the
+    tail, up to 16 kB when the last SEAL is longer (many events in its last minute)."""
     if size < 16:
         return 0
-    k = 1024 if size >= 1024 else size
-    tail = _read_at(f, size - k, k)
-    fr = _frame_ending_at(tail, k)
-    if fr is None:
-        return 0
-    if fr[1] == runlog.T_END:
-        return 1
-    if fr[1] == runlog.T_SEAL:
-        fr = _frame_ending_at(tail, fr[0])
-        if fr is not None and fr[1] == runlog.T_END:
-            return 2
+    k = 0
+    for want in (1024, 16384):
+        if k >= size:
+            break
+        k = want if size >= want else size
+        tail = _read_at(f, size - k, k)
+        fr = _frame_ending_at(tail, k)
+        if fr is None:
+            continue
+        if fr[1] == runlog.T_END:
+            return 1
+        if fr[1] != runlog.T_SEAL:
+            return 0
+        if fr[1] == runlog.T_SEAL:
+            fr = _frame_ending_at(tail, fr[0])
+            if fr is not None and fr[1] == runlog.T_END:
+                return 2
     return 0
 
 

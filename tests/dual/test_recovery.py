@@ -159,6 +159,32 @@ def test_not_in_soak():
     assert R.candidate(st, m) == R.R_NOT_SOAK
 
 
+def test_a_sealed_log_with_a_long_last_seal_is_closed():
+    # 30 events in each of the last syncs: the last SEAL holds ~160 tags (> 1 kB)
+    f = Sink()
+    log = RunLog(1, key=bytes(range(32)))
+    log.open("x", {"run_id": "t"}, opener=lambda p, m: f)
+    raw = array("i", [500000])
+    t = 0
+    for _ in range(5):                  # fewer than 6 syncs: no SEAL before the last one
+        for _k in range(10):
+            t += 1
+            log.sample(t, 7, 1, 12000, 2400, 900, 480, raw)
+        for k in range(30):
+            log.event(t * 1000, C.E_LC_GLITCH, 0, k)
+        log.poll(t + 100)
+        log.seal()
+    log.verdict({"verdict": "INVALID"})
+    log.close()
+    data = bytes(f.data)
+    last = data.rfind(b"\xa5\x5a\x07")
+    assert len(data) - last > 1024
+    assert R.has_end(io.BytesIO(data), len(data)) == 2
+    assert R.has_end(io.BytesIO(data[:last]), last) == 1        # cut before the last SEAL
+    st = R.scan(io.BytesIO(data), len(data), bytes(range(32)))
+    assert st.end_seen and st.seal_bad == -1 and len(st.tags) == 8
+
+
 def test_a_half_done_closing_is_never_resumed():
     # a second cut stopped the closing after its INTERRUPTED event: the run has ended
     data, log, n, t = _write_log()
