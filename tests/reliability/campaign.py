@@ -47,6 +47,7 @@ EXTRA = (
     ("config_not_rejected", "0"), ("config_field_not_named", "0"), ("config_crashes", "0"),
     ("protocol_fuzz_crashes", "0"), ("vdev_model_mismatches", "0"),
     ("tamper_misnamed", "0"), ("tamper_cli_wrong", "0"), ("tamper_untouched_rejected", "0"),
+    ("power_cut_logs_seal_broken", "0"),
 )
 
 
@@ -112,6 +113,9 @@ def run(args):
         "fuzz_cases": fz["fuzz_cases"],
         "reader_crashes": fz["reader_crashes"],
         "protocol_fuzz_runs_disturbed": pr["protocol_fuzz_runs_disturbed"],
+        # every log the power cuts leave, after the recovery, checked with the device key
+        "power_cut_logs_seal_checked": pw["sealed_logs_checked"] + vd.get("vdev_seal_checked", 0),
+        "power_cut_logs_seal_broken": pw["seal_broken"] + vd.get("vdev_seal_broken", 0),
         "tamper_cases": tp["tamper_cases"],
         "tamper_undetected": tp["tamper_undetected"],
         "tamper_misnamed": tp["tamper_misnamed"],
@@ -167,6 +171,7 @@ def table(out):
         rows.append((k, _fmt(v), txt, "ok" if k not in out["targets_missed"] else "MISSED"))
     s = out["sections"]
     info = [("runs_resumed", out["runs_resumed"]), ("runs_closed_interrupted", out["runs_closed_interrupted"]),
+            ("power-cut logs whose seal was checked with the device key", out["power_cut_logs_seal_checked"]),
             ("resumed runs that ran to their end: same verdict as undisturbed", "%d/%d" % (
                 s["power_cuts"]["resumed_runs_finished_same_verdict_as_undisturbed"],
                 s["power_cuts"]["resumed_runs_finished"])),

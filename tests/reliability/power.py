@@ -262,6 +262,7 @@ def run_cut(spec, refs):
         if why:
             out["incomplete_verdicts"].append(why[:3])
         sp = seal_problems(d, log)
+        out["seal_checked"] = out.get("seal_checked", 0) + 1
         out["seal_broken"] = out.get("seal_broken", 0) + (1 if sp else 0)
         if sp:
             out["errors"].append("%s: seal: %s" % (p, sp))
@@ -363,6 +364,8 @@ def summarize(results, refs, wall_s):
         "logs_empty_cut_in_header": sum(r.get("empty", 0) for r in results),
         "logs_closed_after_recovery": sum(r.get("closed", 0) for r in results),
         "logs_without_reader_problems": sum(r.get("clean", 0) for r in results),
+        "sealed_logs_checked": sum(r.get("seal_checked", 0) for r in results),
+        "seal_broken": sum(r.get("seal_broken", 0) for r in results),
         "decisions": dict(sorted(decisions.items())),
         "runs_resumed": len(resumed_runs),
         "resumed_runs_finished": len(finished),
@@ -483,6 +486,8 @@ def vdev_kills(n, seed=2, scn_obj=None, workers=2, run_wall_s=None):
            "vdev_no_log_yet": sum(1 for r in res if r["closed"] == "no log"),
            "vdev_model_agrees": sum(1 for r in res if r["model_agrees"]),
            "vdev_model_compared": sum(1 for r in res if r["model_agrees"] is not None),
+           "vdev_seal_checked": sum(1 for r in res if "seal_ok" in r),
+           "vdev_seal_broken": sum(1 for r in res if r.get("seal_ok") is False),
            "vdev_errors": [e for r in res for e in r["errors"]][:10],
            "vdev_wall_s": round(time.time() - t0, 1)}
     return out
