@@ -406,22 +406,34 @@ class Link:
         self._jtag = tag
         self._job = _J_LIST
 
-    def _start_read(self, tag, args):
+    def _run_file(self, tag, args, pos):
+        # (path, size, pos) of the run named by args[0] with a position args[1] <= size, or None
+        # (the error answered). Only /runs/<run id>.log can be named: never the device key.
         rid = self._run_arg(tag, args, 0)
         if rid is None:
-            return
-        off = self._int_arg(tag, args, 1)
-        n = self._int_arg(tag, args, 2) if len(args) > 2 else 0
-        if off < 0 or n < 0:
-            return
+            return None
+        if pos:
+            pos = self._int_arg(tag, args, 1)
+            if pos < 0:
+                return None
         path = self._path(rid)
         size = self._size_of(path)
         if size < 0:
             self._err(tag, E_NOENT)
-            return
-        if off > size:
+            return None
+        if pos > size:
             self._err(tag, E_RANGE)
+            return None
+        return path, size, pos
+
+    def _start_read(self, tag, args):
+        n = self._int_arg(tag, args, 2) if len(args) > 2 else 0
+        if n < 0:
             return
+        r = self._run_file(tag, args, 1)
+        if r is None:
+            return
+        path, size, off = r
         if n == 0 or n > READ_MAX:
             n = READ_MAX
         end = off + n
@@ -439,21 +451,11 @@ class Link:
         self._job = _J_READ
 
     def _start_hash(self, tag, args):
-        rid = self._run_arg(tag, args, 0)
-        if rid is None:
+        r = self._run_file(tag, args, 1)
+        if r is None:
             return
-        n = self._int_arg(tag, args, 1)
-        if n < 0:
-            return
+        path, size, n = r
         import hashlib
-        path = self._path(rid)
-        size = self._size_of(path)
-        if size < 0:
-            self._err(tag, E_NOENT)
-            return
-        if n > size:
-            self._err(tag, E_RANGE)
-            return
         self._sha = hashlib.sha256()
         self._off = 0
         self._end = n
