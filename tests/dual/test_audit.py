@@ -6,24 +6,13 @@
 import json
 import os
 
+import fsutil
+
 import audit
 
 
 def _dir(name):
-    pid = os.getpid() if hasattr(os, "getpid") else 0
-    d = "/tmp/au%d_%s" % (pid, name)
-    try:
-        os.mkdir("/tmp")
-    except OSError:
-        pass
-    try:
-        names = os.listdir(d)
-    except OSError:
-        os.mkdir(d)
-        return d
-    for f in names:
-        os.remove(d + "/" + f)
-    return d
+    return fsutil.fresh_dir("au", name)
 
 
 def _trail(name):

@@ -5,6 +5,8 @@
 import json
 import os
 
+import fsutil
+
 import app
 import audit
 import codes as C
@@ -12,25 +14,7 @@ import plan
 
 
 def _dir(name):
-    pid = os.getpid() if hasattr(os, "getpid") else 0
-    d = "/tmp/pl%d_%s" % (pid, name)
-    try:
-        os.mkdir("/tmp")
-    except OSError:
-        pass
-    try:
-        names = os.listdir(d)
-    except OSError:
-        os.mkdir(d)
-        return d
-    for f in names:
-        try:
-            os.remove(d + "/" + f)
-        except OSError:             # a directory (calib/)
-            for g in os.listdir(d + "/" + f):
-                os.remove(d + "/" + f + "/" + g)
-            os.rmdir(d + "/" + f)
-    return d
+    return fsutil.fresh_dir("pl", name)
 
 
 def _write(path, obj):
