@@ -6,6 +6,7 @@ import hashlib
 import os
 import secrets
 import stat
+import sys
 
 from ovenctl.errors import UserError
 
@@ -35,6 +36,13 @@ def load_key(path):
     if key is None or len(key) != KEY_BYTES:
         raise UserError("--key: %s is not a device key file (expected %d hex digits on one line)"
                         % (path, 2 * KEY_BYTES))
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = 0
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        print("warning: the key file %s can be read by other users: chmod 600 %s" % (path, path),
+              file=sys.stderr)
     return key
 
 

@@ -28,6 +28,7 @@ def logs(tmp_path_factory):
     d = tmp_path_factory.mktemp("seal")
     kp = d / "dev.key"
     kp.write_text(KEY.hex() + "\n")
+    os.chmod(kp, 0o600)
     _, sealed = sweep.run(QUICK, want_log=True, key=KEY)
     _, plain = sweep.run(QUICK, want_log=True)
     (d / "sealed.log").write_bytes(sealed)
@@ -154,3 +155,13 @@ def test_report_shows_the_seal(logs, tmp_path):
     (tmp_path / "changed.log").write_bytes(_changed_block((logs / "sealed.log").read_bytes())[0])
     p = run("report", tmp_path / "changed.log", "--out", out, "--key", logs / "dev.key")
     assert p.returncode == 0 and "seal is broken" in p.stderr and "BROKEN" in out.read_text()
+
+
+def test_a_key_file_others_can_read_is_named(logs, tmp_path):
+    kp = tmp_path / "open.key"
+    kp.write_text(KEY.hex() + "\n")
+    os.chmod(kp, 0o644)
+    p = run("verify", "--key", kp, logs / "sealed.log")
+    assert p.returncode == 0 and "can be read by other users: chmod 600" in p.stderr
+    p = run("verify", "--key", logs / "dev.key", logs / "sealed.log")
+    assert "other users" not in p.stderr

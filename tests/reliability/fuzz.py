@@ -436,6 +436,7 @@ def readers(data, path=None, plots=False, cli=False, tmpdir=None, status=None):
             if not os.path.exists(kp):
                 with open(kp, "w") as f:
                     f.write(FUZZ_KEY.hex() + "\n")
+                os.chmod(kp, 0o600)
             for stage, func, args in (
                     ("cli_verify", cmd_verify.run, Namespace(log=p, json=True, key=None)),
                     ("cli_verify_text", cmd_verify.run, Namespace(log=p, json=False, key=None)),

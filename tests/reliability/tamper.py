@@ -254,6 +254,7 @@ def campaign(n_cases=2400, cli_cases=36, seed=3, quick=False):
         keyfile = os.path.join(d, "dev.key")
         with open(keyfile, "w") as f:
             f.write(KEY.hex() + "\n")
+        os.chmod(keyfile, 0o600)
         for i, (kind, data, k) in enumerate(cli):
             path = os.path.join(d, "t%d.log" % i)
             with open(path, "wb") as f:
