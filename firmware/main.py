@@ -23,6 +23,7 @@ if board_select is not None:
 import os
 
 import app
+import audit
 import codes as C
 import link
 import runlog
@@ -142,7 +143,7 @@ class Session:
                 self._end(None)
                 return
             hdr = self.plan.header(self.run_id, self.blank_fit)
-            rtc = _rtc(self.b)
+            rtc = audit.rtc_s(self.b)
             if rtc is not None:
                 # a battery-backed clock: the outage of a power cut can be measured (recover())
                 hdr["rtc_start_s"] = rtc
@@ -166,7 +167,7 @@ class Session:
         lg = hdr["log"]
         if st.n_cells != self.plan.n_cells:
             raise ValueError("the resume plan has %d cells, the log %d" % (self.plan.n_cells, st.n_cells))
-        rtc = _rtc(self.b)
+        rtc = audit.rtc_s(self.b)
         r0 = hdr.get("rtc_start_s")
         if rtc is None or not isinstance(r0, int) or rtc < r0 + st.last_t:
             raise ValueError("no trustworthy clock to resume with")
@@ -289,11 +290,6 @@ class Session:
 
 
 # ---------------------------------------------------------------- power-cut recovery at boot
-def _rtc(board):
-    import audit
-    return audit.rtc_s(board)
-
-
 def _finish_tmp(runs_dir, names):
     # a copy left by _cut_tail (RUN.log.tmp): if RUN.log is still there the rename did not happen
     # and the copy is dropped; if not, the copy is complete (RUN.log is removed only after it)
@@ -419,7 +415,7 @@ def recover(bs, runs_dir=RUNS_DIR, link_rx=None, link_tx=None, key=None):
             plan = rp(st.header)
             if plan is not None:
                 b = plan.board
-                rtc = _rtc(b)
+                rtc = audit.rtc_s(b)
                 tc_ok = b.tc.read() == C.OK
                 temp = b.tc.temp_c_x100
                 p_ok = b.pressure.read() == C.OK

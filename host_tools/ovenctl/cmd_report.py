@@ -148,16 +148,13 @@ def rule_text(m):
             "INCONCLUSIVE (unrounded loss)" % (within, lim, beyond, lim))
 
 
-def seal_info(log, path, key):
-    """What the report says of the seal: sealed or not, key id, and with the key the check."""
+def seal_info(log, data, key):
+    """What the report says of the seal: sealed or not, key id, and with the key (and the log's
+    bytes) the check."""
     lg = log.header.get("log") if isinstance(log.header.get("log"), dict) else {}
     out = {"sealed": lg.get("seal") == sealcheck.ALG, "key_id": lg.get("key_id"), "check": None}
-    if key is not None:
-        try:
-            with open(path, "rb") as f:
-                out["check"] = sealcheck.check(f.read(), log, key)
-        except OSError:
-            out["check"] = None
+    if key is not None and data is not None:
+        out["check"] = sealcheck.check(data, log, key)
     return out
 
 
@@ -183,9 +180,10 @@ def build(log, path, rated=None, key=None):
     dev = log.verdict if isinstance(log.verdict, dict) else None
     try:
         with open(path, "rb") as f:
-            sha = hashlib.sha256(f.read()).hexdigest()
+            data = f.read()
+        sha = hashlib.sha256(data).hexdigest()
     except OSError:
-        sha = None
+        data = sha = None
     masses = masses_g(log)
     cells = []
     for c in range(log.n_cells):
@@ -205,7 +203,7 @@ def build(log, path, rated=None, key=None):
             "method_raw": hdr.get("method"),
             "calibration": cal, "drift": drift, "verify": ver, "device": dev, "cells": cells,
             "energy": energy_rows(log, rated), "problems": list(log.problems), "complete": log.complete,
-            "audit": audit_rows(hdr), "seal": seal_info(log, path, key),
+            "audit": audit_rows(hdr), "seal": seal_info(log, data, key),
             "generated": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z"),
             "overall": _vname(dev.get("verdict")) if dev else None}
 

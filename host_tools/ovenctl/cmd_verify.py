@@ -5,7 +5,7 @@ import json
 import sys
 
 from ovenctl import keyfile, sealcheck, verify
-from ovenctl.logfile import LogError, read_log
+from ovenctl.logfile import LogError
 
 
 def add_parser(sub):
@@ -29,10 +29,10 @@ def run(args):
     from ovenctl.cli import UserError
     key = keyfile.load_key(args.key) if args.key else None
     try:
-        res = verify.verify_path(args.log)
+        log = verify.read_log_file(args.log)
+        res = verify.verify_log(log, path=args.log)
         sealres = None
         if key is not None:
-            log = read_log(args.log)
             with open(args.log, "rb") as f:
                 sealres = sealcheck.check(f.read(), log, key)
     except LogError as e:
@@ -51,7 +51,7 @@ def run(args):
         else:
             text = verify.format_report(res).split("\n")
             last = text.pop() if text and text[-1].startswith("RESULT:") else None
-            text.append(sealcheck.format_result(sealres) if sealres is not None else _seal_hint(args.log))
+            text.append(sealcheck.format_result(sealres) if sealres is not None else _seal_hint(log))
             if sealres is not None and sealres["status"] != "ok" and res.get("status") == "consistent":
                 last = ("RESULT: SEAL %s - the records cannot be proved to be the device's, unaltered (exit 1)"
                         % ("BROKEN" if sealres["status"] == "bad" else "MISSING"))
@@ -64,11 +64,8 @@ def run(args):
     return res["exit_code"]
 
 
-def _seal_hint(path):
-    try:
-        lg = read_log(path).header.get("log", {})
-    except (LogError, AttributeError):
-        return ""
+def _seal_hint(log):
+    lg = log.header.get("log") if isinstance(log.header, dict) else None
     if isinstance(lg, dict) and lg.get("seal") == sealcheck.ALG:
         return "seal: not checked (sealed by device key %s: add --key FILE to check it)" % lg.get("key_id")
     return "seal: none (a log written without a device key cannot be proved unaltered)"
