@@ -69,3 +69,26 @@ SF_EXCURSION = const(128)
 E_VAC_EXCURSION = const(110)  # a = 1 start / 0 end, b = pressure Pa (outside the soak: heat-up, cool-down)
 E_RESUMED = const(111)        # run resumed after a power cut: a = outage s, b = resumes so far (recovery.py)
 E_INTERRUPTED = const(112)    # run closed after a power cut: a = outage s (-1 unknown), b = reason (recovery.R_*)
+# Issue 10: the cell's own temperature, the uncertainty budget, calibration
+F_PROBE = const(30)           # reserved: reference probe (dummy cell) fault that ends a run
+E_PROBE_TEMP = const(113)     # reference probe in the dummy cell: a = temp c_x100 (or -32768 bad), b = status; once a minute and at every tolerance change
+E_NO_PASS = const(114)        # a reason why a cell cannot PASS: a = NP_* reason, b = cell (-1: every cell)
+E_CHECK_WEIGHT = const(115)   # check-weight test: a = channel, b = deviation from the reference, ug
+E_LC_TEMP_WAIT = const(116)   # final weighing waits for the load-cell temperature: a = lc temp c_x100 now, b = its value at m0
+E_SETTLE = const(117)         # load cell settling after loading (creep) before m0: a = settle s, b = 0
+
+# Sample flags (continued; the flags field is a u16)
+SF_PROBE_OUT = const(256)     # the reference probe is fitted and outside the tolerance (or not read) this second
+SF_CHAMBER_TIMED = const(512)  # no reference probe: the soak is timed on the chamber thermocouple
+
+# Reasons a cell cannot PASS (E_NO_PASS a; the verdict record's "no_pass" list); PASS becomes INCONCLUSIVE
+NP_CHAMBER_TIMED = const(1)   # soak timed on the chamber, not the cell, and the method does not allow PASS so
+NP_NO_BLANK = const(2)        # no drift correction: no blank fit
+NP_BLANK_FAILED = const(3)    # the blank run failed
+NP_BLANK_OLD = const(4)       # the blank fit is older than the method allows (blank_max_runs)
+NP_ZERO_RETURN = const(5)     # the blank run's zero return is beyond the method's bound
+NP_LC_TEMP = const(6)         # m1 weighed with the load-cell temperature outside the band around m0's
+NP_SOAK_CUT = const(7)        # the soak ended early (early FAIL "stop") before this cell's full soak
+NP_NO_CHECK = const(8)        # repeatability unknown: no check-weight history
+NO_PASS_NAMES = ("", "CHAMBER_TIMED", "NO_BLANK", "BLANK_FAILED", "BLANK_OLD", "ZERO_RETURN", "LC_TEMP",
+                 "SOAK_CUT", "NO_CHECK")

@@ -261,6 +261,8 @@ def check_method(m):
                        ("early_fail", ("continue", "stop"))):
         if m.get(k) not in choices:
             raise CannotRecompute("header.method.%s is %r, not one of %s" % (k, m.get(k), ", ".join(choices)))
+    if m.get("chamber_timed_pass", "no") not in ("no", "yes"):
+        raise CannotRecompute("header.method.chamber_timed_pass is %r, not one of no, yes" % (m.get("chamber_timed_pass"),))
     if not isinstance(m.get("name"), str):
         raise CannotRecompute("header.method.name is not a string")
     return m
@@ -386,7 +388,7 @@ def verify_log(log, path=None):
     hm = hdr.get("method")
     if isinstance(hm, dict):
         for k, v in sorted(hm.items(), key=lambda kv: str(kv[0])):
-            if k in ("name", "comparator", "decision", "early_fail", "base"):
+            if k in ("name", "comparator", "decision", "early_fail", "base", "chamber_timed_pass"):
                 continue
             if not _is_int(v) or v < 0:
                 ctx.inconsistent("header method.%s is %r: the firmware's methods hold non-negative integers there"
