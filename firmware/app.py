@@ -62,9 +62,23 @@ _LC_TIMEOUT_MS = const(5000)
 _SPIKE_COUNTS = const(500)
 
 
+def _default_cal(n, counts_per_g):
+    """Calibration used when none is stored: the configured span on every channel, nothing
+    measured (source "default"; the budget then uses conservative bounds, docs/UNCERTAINTY.md)."""
+    ch = []
+    for _ in range(n):
+        ch.append({"counts_per_g": counts_per_g, "u_span_ppm": 0, "lin_dev_ug": 0, "lin_ref_ug": 0,
+                   "span_tc_ppm_per_c": 15, "creep_ppm": 250, "creep_tau_s": 300, "cal_id": "", "when": None})
+    return {"source": "default", "channels": ch, "check": None,
+            "tc_offset_c_x100": {"chamber": 0, "probe": 0}, "pid": None}
+
+
 class Controller:
-    def __init__(self, board, method, mode=MODE_TEST, blank=None, log=None, counts_per_g=20972):
+    def __init__(self, board, method, mode=MODE_TEST, blank=None, log=None, counts_per_g=20972, cal=None):
         self.b = board
+        # calibration (calstore.py / docs/APP.md): per-channel span, check-weight repeatability,
+        # thermocouple offsets; None = defaults from counts_per_g, recorded as such
+        self.cal = cal if cal is not None else _default_cal(board.n_cells, counts_per_g)
         self.m = method
         self.mode = mode
         self.blank = blank          # drift fit per channel (drift.DriftRecorder.fit()) or None
@@ -155,6 +169,7 @@ class Controller:
         self.weigh_lc_temp = {}
         self.leak = [None] * n
         self.results = [None] * n
+        self.no_pass = [[] for _ in range(n)]   # per cell: codes.NP_* reasons that bar a PASS
         self.verdict = V.V_NONE
         self.blank_fit = None
         self.live_tick = None       # optional callback(controller) once per control tick
@@ -195,6 +210,14 @@ class Controller:
         self.faults.append([code, self.t_s()])
         self._event(code, value, self.phase)
         self._enter(PH_ABORTED)
+
+    def _no_pass(self, reason, cell):
+        """Bar a PASS (it becomes INCONCLUSIVE) for `cell`, or every cell when cell < 0; logged once
+        per reason and cell (E_NO_PASS). Not on the tick's allocation-free path: call at phase changes."""
+        for i in range(self.n):
+            if (cell < 0 or cell == i) and reason not in self.no_pass[i]:
+                self.no_pass[i].append(reason)
+        self._event(C.E_NO_PASS, reason, cell)
 
     def _set_invalid(self, reason):
         if not self.invalid:
