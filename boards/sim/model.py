@@ -389,6 +389,9 @@ class Bench:
             amb = self.amb_c
             for i in range(self.n_cells):
                 self._cell_c[i] = amb
+            # the dummy cell goes in with the cells, from the same bench: it starts where they do
+            # (otherwise a probe still warm from a blank run would start the soak too early)
+            self.probe_c = amb
         self.cells_loaded = on
 
     def place_mass(self, i, mass_g):
