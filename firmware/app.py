@@ -95,6 +95,7 @@ class Controller:
         self.probe_out = 1          # fitted and outside the tolerance (or not read) this tick
         self._probe_ev_ms = 0
         self._chamber_band_ms = 0   # when the chamber first reached the band in HEATUP (0: not yet)
+        self._oven_ok = 0           # HEATUP: chamber and vacuum in spec since the last tick
         self.m = method
         self.mode = mode
         self.blank = blank          # drift fit per channel (drift.DriftRecorder.fit()) or None
@@ -783,16 +784,25 @@ class Controller:
             self._raise_fault(C.F_HEATUP_TIMEOUT, self.temp_c_x100)
             return
         dev = self.temp_c_x100 - self.setpoint_c_x100
-        if not self._chamber_band_ms and -m["tol_c_x100"] <= dev <= m["tol_c_x100"]:
+        tol = m["tol_c_x100"]
+        if not self._chamber_band_ms and -tol <= dev <= tol:
             self._chamber_band_ms = self.now_ms
-        # the cell's temperature (the probe in its dummy cell) and the chamber both in tolerance
-        if not (-m["tol_c_x100"] <= dev <= m["tol_c_x100"] and self.pressure_pa <= m["vacuum_pa"]
-                and (self.chamber_timed or not self.probe_out)):
+        if self._chamber_band_ms and dev > self.overshoot_c_x100:
+            self.overshoot_c_x100 = dev     # the oven's overshoot: from reaching the band on
+        if not (-tol <= dev <= tol and self.pressure_pa <= m["vacuum_pa"]):
+            self._entry_ok_ms = 0
+            self._oven_ok = 0
+            return
+        if not self._oven_ok:
+            # heatup_s: the oven's own heat-up (chamber and vacuum in spec), whatever the cell does
+            self._oven_ok = 1
+            self.heatup_s = self._phase_ms() // 1000
+        # the cell's temperature (the probe in its dummy cell) in tolerance too
+        if not (self.chamber_timed or not self.probe_out):
             self._entry_ok_ms = 0
             return
         if not self._entry_ok_ms:
             self._entry_ok_ms = self.now_ms
-            self.heatup_s = self._phase_ms() // 1000
         # the soak clock starts once the oven has stayed in spec for a minute: no start-up
         # flicker at the edge of the band is counted as soak or reported as an excursion
         if self.b.ticks_diff(self.now_ms, self._entry_ok_ms) >= _SOAK_ENTRY_HOLD_MS:
