@@ -773,14 +773,14 @@ class Controller:
     def _heatup(self):
         m = self.m
         self._vacuum_hysteresis()
-        # heatup_timeout_s bounds the oven reaching the band (a weak or dead heater), and then once
-        # more the cell (the probe) following it: a cell lags by an hour or more under vacuum
-        tmo_ms = m["heatup_timeout_s"] * 1000
+        # heatup_timeout_s bounds the oven reaching the band (a weak or dead heater); probe_wait_s
+        # then the cell (the probe) following it: a cell lags by an hour or more under vacuum, a
+        # 2 kg cell by several
         if self._chamber_band_ms:
-            if self.b.ticks_diff(self.now_ms, self._chamber_band_ms) > tmo_ms:
+            if self.b.ticks_diff(self.now_ms, self._chamber_band_ms) > m["probe_wait_s"] * 1000:
                 self._raise_fault(C.F_HEATUP_TIMEOUT, self.probe_c_x100)
                 return
-        elif self._phase_ms() > tmo_ms:
+        elif self._phase_ms() > m["heatup_timeout_s"] * 1000:
             self._raise_fault(C.F_HEATUP_TIMEOUT, self.temp_c_x100)
             return
         dev = self.temp_c_x100 - self.setpoint_c_x100

@@ -448,14 +448,14 @@ def test_probe_overtemperature_is_a_fault():
     assert c.phase == app.PH_ABORTED and c.fault == C.F_TEMP_MAX and b.duty == 0
 
 
-def test_heatup_timeout_counts_the_chamber_then_the_probe():
-    m = {"base": "gb-2026", "heatup_timeout_s": 300}
+def test_heatup_timeout_for_the_chamber_then_probe_wait_for_the_cell():
+    m = {"base": "gb-2026", "heatup_timeout_s": 300, "probe_wait_s": 600}
     # 116 degC: outside the tolerance, inside the guard's hysteresis (no heating-gain check)
     b, c = _heating_controller(method=m, chamber=11600, probe_c=5000)
     _flags_seen(c, 290)
     b.spi.set_c(12000)                              # the oven reaches the band at 290 s
-    _flags_seen(c, 300)
-    assert c.phase == app.PH_HEATUP                 # 590 s: the cell still has its own 300 s
+    _flags_seen(c, 600)
+    assert c.phase == app.PH_HEATUP                 # 890 s: the cell has its own 600 s
     _flags_seen(c, 5)
     assert c.phase == app.PH_ABORTED and c.fault == C.F_HEATUP_TIMEOUT
     assert c.events[-2][2] == 5000                  # the fault's value: the probe's reading
