@@ -566,3 +566,17 @@ def test_cell_masses_and_load_cell_capacities_give_sane_counts():
         # 30 counts rms is 0.7 mg on 100 g, 36 mg on 5 kg: a 64-sample window mean (/8) is within
         # 1 % of what a 0.5 % limit allows the cell
         assert 30.0 / b.lc_counts_per_g / 8.0 < 0.01 * 0.005 * cell["mass_g"]
+
+
+def test_probe_goes_in_with_the_cells():
+    # warm from a blank run, the dummy cell restarts at ambient when the cells are loaded (it goes in
+    # with them): it must not lead them into the soak
+    b = _bench(blank_run=True)
+    b.preset(chamber_c=60.0)
+    assert b.probe_c == 60.0 and b.cell_c(0) == 23.0
+    b.load_cells(1)
+    assert b.probe_c == 23.0 == b.cell_c(0)
+    b.load_cells(1)                       # already loaded: nothing restarts
+    b.preset(cell_c=50.0)
+    b.load_cells(1)
+    assert b.probe_c == 50.0
