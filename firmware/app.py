@@ -722,6 +722,9 @@ class Controller:
                 self._raise_fault(C.F_OPERATOR_ABORT, 0)
         elif ph == PH_INITIAL_WEIGH:
             if not self._weighing:
+                if self.b.operator.poll() == C.EV_STOP:     # 15 min of settling: STOP still works
+                    self._raise_fault(C.F_OPERATOR_ABORT, 0)
+                    return
                 sm = self.b.ticks_diff(self.now_ms, self._settle_t0_ms)
                 if sm >= m["settle_s"] * 1000:
                     self.settle_s_actual = sm // 1000

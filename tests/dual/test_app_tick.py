@@ -286,6 +286,26 @@ def test_weighing_per_sample_path_allocates_nothing():
     assert C.E_SETTLE in codes and C.E_WEIGH_RETRY not in codes
 
 
+def test_stop_during_settling_aborts():
+    b = FakeBoard()
+    b.adc.u16 = 6554 + 52428 * 100000 // 110000
+    b.spi.set_c(2300)
+    b.lc_temp = _Val(2300)
+    b.operator = _StartOp()
+    c = app.Controller(b, methods.validate("gb-2026"), counts_per_g=20972)
+    c.start()
+    for _ in range(200):
+        c.step()
+        if c.phase == app.PH_INITIAL_WEIGH:
+            break
+    for _ in range(100):
+        c.step()
+    assert c.phase == app.PH_INITIAL_WEIGH and not c._weighing        # 900 s of settling
+    b.operator.ev = C.EV_STOP
+    c.step()
+    assert c.phase == app.PH_ABORTED and c.fault == C.F_OPERATOR_ABORT
+
+
 class _KeepFile:
     # keeps what is written, in a preallocated buffer (writes run under heap_lock)
     def __init__(self, cap=65536):
