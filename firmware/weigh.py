@@ -33,8 +33,8 @@ _RAIL_LO = const(-0x800000)
 
 # Window states (add() / missing() return value and .state)
 W_FILLING = const(0)           # fewer than n samples accepted so far
-W_SETTLING = const(1)          # window full, spread above the limit (or not yet for `hold` samples)
-W_STABLE = const(2)            # spread within the limit for `hold` consecutive samples: result() valid
+W_SETTLING = const(1)          # window full; sd or drift above its limit, no drift time base yet, or not yet for `hold` samples
+W_STABLE = const(2)            # sd and drift within the limits for `hold` consecutive samples: result() valid
 W_ERR_TIMEOUT = const(3)       # not stable within timeout_samples sample slots
 W_ERR_SATURATED = const(4)     # max_rail consecutive rail codes: overload or broken wiring
 W_ERR_NO_DATA = const(5)       # max_missing consecutive sample slots without a conversion
