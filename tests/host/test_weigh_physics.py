@@ -71,6 +71,7 @@ def _scn(seed, mass_g, volume_cm3, volatile_g, capacity_g, noise):
     (250.0, 100.0, 0.5, 1000.0, 60.0),       # the case: aborted UNSTABLE in TARE with 0.4
     (2.0, 0.8, 0.004, 100.0, 30.0),          # a coin cell on a 100 g load cell
     (500.0, 200.0, 1.0, 1000.0, 60.0),
+    (2000.0, 800.0, 4.0, 5000.0, 60.0),      # a vehicle pouch cell on a 5 kg load cell
 ])
 def test_cells_from_grams_to_kilograms_weigh(blank_cache, mass_g, volume_cm3, volatile_g, capacity_g, noise):
     scn = _scn(5, mass_g, volume_cm3, volatile_g, capacity_g, noise)
@@ -95,3 +96,12 @@ def test_firmware_0_4_limit_would_not_weigh_the_250g_cell():
     assert (sd, dr, allow) == (167, 83, 8388)
     sd, dr, allow = c._weigh_limits(0, 250 * cpg)     # the cell: 1.25 g allowed, 25 mg sd, 12.5 mg/min
     assert allow == 5242 and sd == 104 and dr == 52
+
+
+def test_a_load_cell_too_coarse_for_the_cell_times_out(blank_cache):
+    # 20 g on a 5 kg load cell with 60 counts rms: 100 mg allowed, sd of the mean limit 2 mg = 1 count
+    # against 7.5 counts of noise: no stable m0, a WEIGH_TIMEOUT fault instead of a number
+    scn = _scn(5, 20.0, 8.0, 0.05, 5000.0, 60.0)
+    res, _ = runner.run_scenario(scn, blank_fit=blank_cache.get(scn))
+    assert res["verdict"] == "ABORTED" and [f["name"] for f in res["faults"]] == ["WEIGH_TIMEOUT"]
+    assert res["phases"][-2]["name"] == "INITIAL_WEIGH"
