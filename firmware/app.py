@@ -478,12 +478,12 @@ class Controller:
                 return 1
         else:
             self._lc_band_s = 0
-        if not self._lcw:
-            self._lcw = 1
-            self._lcw_t0_ms = self.now_ms
-            self._event(C.E_LC_TEMP_WAIT, self.lc_temp_c_x100, ref)
-            return 0
-        if self.b.ticks_diff(self.now_ms, self._lcw_t0_ms) >= m["lc_temp_wait_s"] * 1000:
+            if not self._lcw:
+                self._lcw = 1
+                self._lcw_t0_ms = self.now_ms
+                self._event(C.E_LC_TEMP_WAIT, self.lc_temp_c_x100, ref)
+                return 0
+        if self._lcw and self.b.ticks_diff(self.now_ms, self._lcw_t0_ms) >= m["lc_temp_wait_s"] * 1000:
             self._no_pass(C.NP_LC_TEMP, -1)
             return 1
         return 0

@@ -105,3 +105,22 @@ def test_a_load_cell_too_coarse_for_the_cell_times_out(blank_cache):
     res, _ = runner.run_scenario(scn, blank_fit=blank_cache.get(scn))
     assert res["verdict"] == "ABORTED" and [f["name"] for f in res["faults"]] == ["WEIGH_TIMEOUT"]
     assert res["phases"][-2]["name"] == "INITIAL_WEIGH"
+
+
+def test_load_cell_never_back_in_the_band_gives_no_pass(blank_cache):
+    # a 0.1 degC band and 10 min of waiting: the load cell is still ~0.9 degC warm, m1 is weighed
+    # anyway and the run logs NO_PASS LC_TEMP for every cell; verify accepts the log (band waived)
+    from ovenctl import verify
+    from ovenctl.logfile import read_log
+    scn = normalize({"seed": 1, "method": {"base": "gb-2026", "lc_temp_band_c_x100": 10, "lc_temp_wait_s": 600}})
+    res, log = runner.run_scenario(scn, want_log=True, blank_fit=blank_cache.get(scn))
+    ev = [e for e in res["events"] if e[1] in (114, 116)]
+    assert [e[1] for e in ev] == [116, 114] and ev[1][2:] == [6, -1]        # LC_TEMP_WAIT, NO_PASS LC_TEMP -1
+    assert ev[1][0] - ev[0][0] == 600
+    lg = read_log(log)
+    m0 = [w for w in lg.weighings if w["kind"] == 2][0]
+    m1 = [w for w in lg.weighings if w["kind"] == 3][0]
+    assert abs(m1["lc_temp_c_x100"] - m0["lc_temp_c_x100"]) > 10
+    out = verify.verify_log(lg)
+    msgs = " | ".join(f["message"] for f in out["findings"])
+    assert "m1 of cell" not in msgs and "SETTLE" not in msgs, msgs
