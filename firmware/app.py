@@ -542,6 +542,9 @@ class Controller:
             if st.last_raw[i] != -0x20000000:       # runlog.MISSING
                 self.raw[i] = st.last_raw[i]
         self._have_raw = 1
+        # m0's window started settle_s after START (whole control ticks from START: exact); the
+        # uncertainty budget's creep term needs it after a resume too
+        self.settle_s_actual = self.m["settle_s"]
         for p in st.phases:
             self.phases.append([p[0], p[1], p[2]])
         self.temp_c_x100 = st.last_temp
