@@ -515,6 +515,7 @@ def verify_log(log, path=None):
     if samples_intact:
         _check_weigh_temps(ctx, weigh, by_t, phase_ev, settle_ev)
     _check_weigh_conditions(ctx, weigh, ev, phase_ev, settle_ev, hm, n)
+    out["weigh_conditions"] = weigh_conditions(weigh, settle_ev, n)
     # a weighing phase left for anything but ABORTED ended with a stable reading of every cell
     for e in phase_ev:
         kind = {v: k for k, v in WEIGH_PHASE.items()}.get(e["b"])
@@ -1046,6 +1047,20 @@ def _check_weigh_temps(ctx, weigh, by_t, phase_ev, settle_ev=()):
             ctx.inconsistent("%s weighing of cell %d: load-cell temperature %d (0.01 degC), the samples "
                              "%d..%d s average %d" % (KIND_NAMES[kind], c, w["lc_temp_c_x100"], t0 + 1, t_end, exp),
                              offset=w["offset"], seq=w["seq"])
+
+
+def weigh_conditions(weigh, settle_ev, n):
+    """What the uncertainty budget takes from the weighings: settle_s (START to the m0 window, from
+    the SETTLE event; None for older logs: m0 right after START) and per cell the load-cell
+    temperature of m0 and m1 and their difference (0.01 degC; None when a weighing is missing)."""
+    cells = []
+    for c in range(n):
+        a, b = weigh.get((2, c)), weigh.get((3, c))
+        t0 = a["lc_temp_c_x100"] if a else None
+        t1 = b["lc_temp_c_x100"] if b else None
+        cells.append({"lc_temp_m0_c_x100": t0, "lc_temp_m1_c_x100": t1,
+                      "dT_lc_c_x100": t1 - t0 if a and b else None})
+    return {"settle_s": settle_ev[0]["a"] if settle_ev else None, "cells": cells}
 
 
 def _check_weigh_conditions(ctx, weigh, ev, phase_ev, settle_ev, hm, n):

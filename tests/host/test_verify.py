@@ -441,6 +441,10 @@ def test_weighing_conditions_settle_and_load_cell_band(logs):
     start = [e for e in log.events if e["code"] == verify.E_PHASE and e["a"] == verify.PH_INITIAL_WEIGH][0]
     assert len(settle) == 1 and settle[0]["a"] == log.header["method"]["settle_s"] == 900
     assert settle[0]["t_ms"] == start["t_ms"] and m0["t_ms"] - start["t_ms"] >= 900000
+    wc = verify.verify_log(log)["weigh_conditions"]
+    m1 = [w for w in log.weighings if w["kind"] == 3][0]
+    assert wc == {"settle_s": 900, "cells": [{"lc_temp_m0_c_x100": m0["lc_temp_c_x100"], "lc_temp_m1_c_x100":
+                  m1["lc_temp_c_x100"], "dT_lc_c_x100": m1["lc_temp_c_x100"] - m0["lc_temp_c_x100"]}]}
     # a method asking for more settling than the log shows
     log.header["method"]["settle_s"] = 5000
     res, msgs = _msgs(log)
