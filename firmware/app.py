@@ -63,6 +63,13 @@ _SPIKE_COUNTS = const(500)
 _PROBE_MAX_C_X100 = const(13500)  # the dummy cell above this: a fault like the chamber's cutoff
 _PROBE_EVENT_MS = const(60000)    # E_PROBE_TEMP once a minute in HEATUP, SOAK and COOLDOWN
 _PROBE_UNREAD = const(-32768)     # E_PROBE_TEMP a when the probe gave no good reading
+# Weighing stability (docs/APP.md "Weighing"): drift time base of the windows, in samples at 10 SPS
+# (one minute: two window means a minute apart), and the empty-pan reference mass of the tare rule
+_DRIFT_N = const(600)
+_SPS = const(10)
+_TARE_REF_MG = const(2000)        # the smallest cell the controller weighs (2 g)
+_NO_CELL_COUNTS = const(1000)     # a pan less than this above its tare holds no cell
+_LC_BAND_HOLD_S = const(60)       # load-cell temperature in the m0 band this long before m1 (noise)
 
 
 def _default_cal(n, counts_per_g):
@@ -106,14 +113,27 @@ class Controller:
         self.hguard = HeaterGuard(max_temp_c_x100=13500)
         self.vguard = VacuumGuard(limit_pa=method["vacuum_pa"], grace_ms=_VAC_LOST_GRACE_MS)
         self.lcdog = LoadcellWatchdog(n, timeout_ms=_LC_TIMEOUT_MS)
-        stable_counts = method["stable_sd_ug"] * counts_per_g // 1000000
-        if stable_counts < 1:
-            stable_counts = 1
+        # stable = sd of the window mean AND drift rate within limits scaled to the decision
+        # (limit x m0), set per weighing and channel by _weigh_limits; the window needs the drift
+        # time base before it can be stable, so the timeout is at least that long (plus margin)
         hold = method["stable_hold"]
         wn = method["window_n"]
-        tmo = method["weigh_timeout_s"] * 10
-        self.windows = [Window(n=wn, stable_sd_counts=stable_counts, hold=hold, timeout_samples=tmo,
-                               spike_counts=_SPIKE_COUNTS) for _ in range(n)]
+        need = wn + _DRIFT_N + hold
+        tmo = method["weigh_timeout_s"] * _SPS
+        if tmo < 2 * need:
+            tmo = 2 * need
+        self._weigh_tmo_ms = tmo * _SUB_MS
+        self.windows = [Window(n=wn, hold=hold, timeout_samples=tmo, spike_counts=_SPIKE_COUNTS,
+                               sd_mean_counts=1, drift_counts_per_min=1, drift_n=_DRIFT_N, sps=_SPS)
+                        for _ in range(n)]
+        self._lim_set = bytearray(n)                # limits of this weighing set (per channel)
+        self.weigh_limits = [[0, 0, 0] for _ in range(n)]   # per channel: sd, drift/min, basis counts
+        self._weigh_kind = 0
+        self._settle_t0_ms = 0
+        self.settle_s_actual = 0    # seconds from START (cells loaded) to the start of the m0 window
+        self._lcw = 0               # waiting for the load-cell temperature band before m1
+        self._lcw_t0_ms = 0
+        self._lc_band_s = 0         # consecutive ticks with the load-cell temperature in the band
         self.raw = array("i", bytes(4 * n))         # latest accepted raw per channel
         self._lograw = array("i", bytes(4 * n))     # as logged (runlog.MISSING when not fresh)
         self.valid = bytearray(n)
@@ -384,10 +404,15 @@ class Controller:
             self.b.heater_set_duty_ppm(0)
 
     # ---------------------------------------------------------------- weighing
-    def _weigh_start(self):
+    def _weigh_start(self, kind):
+        self._weigh_kind = kind
         for i in range(self.n):
             self.windows[i].reset()
             self.valid[i] = 0       # the per-tick trend pauses while the windows take the samples
+            self._lim_set[i] = 0
+            if kind != 2:
+                # the tare (and the blank run's empty pans) by the tare rule; m1 from the m0 reading
+                self._set_weigh_limits(i, -1 if (kind == 1 or self.mode == MODE_BLANK) else self._c0[i])
         self._weighing = 1
         self._weigh_t0_ms = self.now_ms
         self._lct_acc = 0
@@ -414,6 +439,33 @@ class Controller:
             else:
                 w.missing()
 
+    def _weigh_limits(self, i, net_counts):
+        """(sd of the mean, drift per minute) limits in counts for channel i, scaled to what the
+        decision needs: allowance = limit_ppm x m0 (net_counts: the cell's net reading);
+        sd <= stable_sd_permille and drift <= stable_drift_permille per minute of it. The tare
+        (net_counts < 0, or no cell) uses the allowance of _TARE_REF_MG itself: the tare's error
+        enters the loss only as loss x error / m0, and its variance is carried into U anyway."""
+        m = self.m
+        if net_counts < _NO_CELL_COUNTS:
+            allow = _TARE_REF_MG * self.cal["channels"][i]["counts_per_g"] // 1000
+        else:
+            allow = net_counts * m["limit_ppm"] // 1000000
+        sd = allow * m["stable_sd_permille"] // 1000
+        dr = allow * m["stable_drift_permille"] // 1000
+        # the window's ranges: 1..500 counts (sd of the mean), 1..16000 counts/min
+        sd = 1 if sd < 1 else (500 if sd > 500 else sd)
+        dr = 1 if dr < 1 else (16000 if dr > 16000 else dr)
+        return sd, dr, allow
+
+    def _set_weigh_limits(self, i, net_counts):
+        sd, dr, allow = self._weigh_limits(i, net_counts)
+        self.windows[i].set_limits(sd, dr)
+        lim = self.weigh_limits[i]
+        lim[0] = sd
+        lim[1] = dr
+        lim[2] = allow
+        self._lim_set[i] = 1
+
     def _weigh_poll(self, kind):
         """Once per control tick during a weighing. Returns 1 when every window is stable, 0 while
         waiting, -1 when the weighing failed (timeout)."""
@@ -422,6 +474,11 @@ class Controller:
         all_ok = 1
         for i in range(self.n):
             w = self.windows[i]
+            if not self._lim_set[i] and w.count > 0:
+                # m0 is not known before it is weighed: a rough m0 from the first samples on the
+                # pan sets the limits (long before the window can be stable: it needs the drift
+                # time base first, and set_limits restarts the stable run anyway)
+                self._set_weigh_limits(i, w.ref - self._ref_zero[i])
             st = w.state
             if st == W_STABLE:
                 continue
@@ -433,7 +490,7 @@ class Controller:
         if all_ok:
             self._weigh_finish(kind)
             return 1
-        if self.b.ticks_diff(self.now_ms, self._weigh_t0_ms) > self.m["weigh_timeout_s"] * 1000:
+        if self.b.ticks_diff(self.now_ms, self._weigh_t0_ms) > self._weigh_tmo_ms:
             self._weighing = 0
             return -1
         return 0
@@ -453,6 +510,32 @@ class Controller:
                 buf = array("i", bytes(4 * n))
                 w.samples_into(buf)
                 self.log.weigh(i, kind, self.b.ticks_diff(self.now_ms, self.t0_ms), lct, buf, n, w.rejected)
+
+    def _lc_temp_ready(self):
+        """m1 only once the load-cell temperature is back within the method's band around its
+        value at m0 (span and zero temperature effects), or after lc_temp_wait_s of waiting: then
+        it is weighed anyway and no cell can PASS (NP_LC_TEMP). Blank runs have no m0: no wait."""
+        if self.mode == MODE_BLANK or (2, 0) not in self.readings:
+            return 1
+        m = self.m
+        ref = self.readings[(2, 0)][1]
+        d = self.lc_temp_c_x100 - ref
+        if -m["lc_temp_band_c_x100"] <= d <= m["lc_temp_band_c_x100"]:
+            # in the band for a minute: one noisy reading does not start m1
+            self._lc_band_s += 1
+            if self._lc_band_s >= _LC_BAND_HOLD_S:
+                return 1
+        else:
+            self._lc_band_s = 0
+            if not self._lcw:
+                self._lcw = 1
+                self._lcw_t0_ms = self.now_ms
+                self._event(C.E_LC_TEMP_WAIT, self.lc_temp_c_x100, ref)
+                return 0
+        if self._lcw and self.b.ticks_diff(self.now_ms, self._lcw_t0_ms) >= m["lc_temp_wait_s"] * 1000:
+            self._no_pass(C.NP_LC_TEMP, -1)
+            return 1
+        return 0
 
     def _ref_counts(self, kind, i):
         r = self.readings[(kind, i)][0]
@@ -508,6 +591,9 @@ class Controller:
             if st.last_raw[i] != -0x20000000:       # runlog.MISSING
                 self.raw[i] = st.last_raw[i]
         self._have_raw = 1
+        # m0's window started settle_s after START (whole control ticks from START: exact); the
+        # uncertainty budget's creep term needs it after a resume too
+        self.settle_s_actual = self.m["settle_s"]
         for p in st.phases:
             self.phases.append([p[0], p[1], p[2]])
         self.temp_c_x100 = st.last_temp
@@ -660,7 +746,7 @@ class Controller:
             self._set_vent(0)
             self.b.heater_enable(1)
             self._enter(PH_TARE)
-            self._weigh_start()
+            self._weigh_start(1)
         elif ph == PH_TARE:
             r = self._weigh_poll(1)
             if r < 0:
@@ -681,11 +767,25 @@ class Controller:
                 self._prompted = 1
             ev = self.b.operator.poll()
             if ev == C.EV_START:
+                # the cells are on the pans: creep first (the method's settle_s), then m0
                 self._enter(PH_INITIAL_WEIGH)
-                self._weigh_start()
+                self._settle_t0_ms = self.now_ms
+                self._event(C.E_SETTLE, m["settle_s"], 0)
+                if m["settle_s"] <= 0:
+                    self.settle_s_actual = 0
+                    self._weigh_start(2)
             elif ev == C.EV_STOP:
                 self._raise_fault(C.F_OPERATOR_ABORT, 0)
         elif ph == PH_INITIAL_WEIGH:
+            if not self._weighing:
+                if self.b.operator.poll() == C.EV_STOP:     # 15 min of settling: STOP still works
+                    self._raise_fault(C.F_OPERATOR_ABORT, 0)
+                    return
+                sm = self.b.ticks_diff(self.now_ms, self._settle_t0_ms)
+                if sm >= m["settle_s"] * 1000:
+                    self.settle_s_actual = sm // 1000
+                    self._weigh_start(2)
+                return
             r = self._weigh_poll(2)
             if r < 0:
                 self._raise_fault(C.F_WEIGH_TIMEOUT, 2)
@@ -693,7 +793,7 @@ class Controller:
                 for i in range(self.n):
                     c0 = self._ref_counts(2, i)
                     z = self._ref_counts(1, i)
-                    if c0 - z < 1000:
+                    if c0 - z < _NO_CELL_COUNTS:
                         self._raise_fault(C.F_LOADCELL, i)   # no cell on pan i
                         return
                     self._d_div[i] = (c0 - z + 500) // 1000
@@ -709,9 +809,10 @@ class Controller:
             if self.pressure_pa >= _P_ATM_MIN_PA:
                 if not self._vent_t0:
                     self._vent_t0 = self.now_ms
-                elif self.b.ticks_diff(self.now_ms, self._vent_t0) >= _VENT_SETTLE_MS:
+                elif (self.b.ticks_diff(self.now_ms, self._vent_t0) >= _VENT_SETTLE_MS
+                      and self._lc_temp_ready()):
                     self._enter(PH_FINAL_WEIGH)
-                    self._weigh_start()
+                    self._weigh_start(3)
         elif ph == PH_FINAL_WEIGH:
             r = self._weigh_poll(3)
             if r < 0:
@@ -720,6 +821,11 @@ class Controller:
                 if self.mode == MODE_BLANK:
                     self._finish_blank()
                 else:
+                    # what counts is the load-cell temperature the m1 record carries (its mean)
+                    d = self.readings[(3, 0)][1] - self.readings[(2, 0)][1]
+                    if (d > m["lc_temp_band_c_x100"] or -d > m["lc_temp_band_c_x100"]) \
+                            and C.NP_LC_TEMP not in self.no_pass[0]:
+                        self._no_pass(C.NP_LC_TEMP, -1)
                     self._enter(PH_LEAK_CHECK)
                     self._leak_cell = 0
                     self._prompted = 0

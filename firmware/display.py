@@ -228,7 +228,9 @@ class Screen:
         if n <= 2:
             fb.hline(0, 49, self.w, 1)
         for i in range(n):
-            if weighing:
+            if ph == PH_INITIAL_WEIGH and not c._weighing:
+                t = "settle"            # creep: waiting settle_s before the m0 window
+            elif weighing:
                 st = c.windows[i].state
                 t = _WSTATE[st if st < 3 else 3]
                 if n == 1:

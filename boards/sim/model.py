@@ -42,7 +42,7 @@ TC_TAU_S = 5.0                    # thermocouple lag behind the chamber
 TC_NOISE_C = 0.1                  # thermocouple noise before 0.25 degC quantisation
 LC_TAU_S = 1500.0                 # load-cell body temperature lag behind the chamber (25 min)
 LC_TEMP_NOISE_C = 0.05            # noise of the sensor next to the load cell
-LC_DRIFT_REF_C = 23.0             # load-cell zero drift is referred to this temperature
+LC_DRIFT_REF_C = 23.0             # load-cell zero drift and span are referred to this temperature
 LC_PERIOD_MS = 100                # HX711 at 10 SPS
 LC_RAIL_HI = 0x7FFFFF
 LC_RAIL_LO = -0x800000
@@ -68,7 +68,8 @@ FAULT_KINDS = ("thermocouple_open", "thermocouple_short", "heater_stuck_on", "he
 # fills missing keys with these so that a partial dict works too, e.g. in tests).
 DEFAULT_CELL = {"mass_g": 45.0, "volume_cm3": 16.5, "volatile_g": 0.10, "evap_tau_min": 40.0,
                 "leak_visible": False}
-DEFAULT_LOAD_CELL = {"capacity_g": 200.0, "noise_counts_rms": 30.0, "zero_drift_counts_per_c": 20.0}
+DEFAULT_LOAD_CELL = {"capacity_g": 200.0, "noise_counts_rms": 30.0, "zero_drift_counts_per_c": 20.0,
+                     "creep_ppm": 245.0, "creep_tau_s": 300.0, "span_tc_ppm_per_c": 12.0}
 DEFAULT_OVEN = {"heater_w": 400.0, "heat_capacity_j_per_c": 4000.0, "loss_w_per_c": 2.0}
 DEFAULT_VACUUM = {"leak_kpa_per_min": 0.05}
 
@@ -243,6 +244,14 @@ class Bench:
         self.lc_counts_per_g = 4194304.0 / self.lc_capacity_g
         self.lc_noise_counts = float(lcp["noise_counts_rms"])
         self.lc_drift_counts_per_c = float(lcp["zero_drift_counts_per_c"])
+        # creep: the reading approaches load x creep_ppm (extra) with creep_tau_s after a load
+        # change and recovers the same way (a linear first-order node per channel, see _creep_g);
+        # span: counts per gram change by span_tc_ppm_per_c per degC of the load-cell body
+        self.lc_creep = float(lcp["creep_ppm"]) * 1e-6
+        self.lc_creep_tau_s = float(lcp["creep_tau_s"])
+        self.lc_span_tc = float(lcp["span_tc_ppm_per_c"]) * 1e-6
+        self._creep_x_g = [None] * n            # creep state (g of extra reading); None: settled
+        self._creep_t_ms = [0] * n
         setup = Rng(self.seed, _STREAM_SETUP)
         self.lc_zero_offset_counts = [40000 + setup.below(160000) for _ in range(n)]
         self._lc_phase_ms = [setup.below(LC_PERIOD_MS) for _ in range(n)]
@@ -624,15 +633,40 @@ class Bench:
             t_ms = self.t_ms
         return self._lc_conv_idx(i, t_ms) > self._lc_read_idx[i]
 
-    def loadcell_expected_counts(self, i):
-        """Noise-free reading of channel i now (float counts): for tests and reports."""
+    def loadcell_load_g(self, i):
+        """Net force on channel i now, as grams: pan and cell less the air they displace."""
         rho = self.air_density_mg_cm3() * 0.001          # g/cm3
         m = PAN_MASS_G - rho * PAN_VOLUME_CM3
         if self.cells_loaded:
             m += self.true_mass_g(i) - rho * self._vol_cm3[i]
         m += self._placed_g[i] * (1.0 - rho / STEEL_G_PER_CM3)
-        return (self.lc_zero_offset_counts[i] + self.lc_counts_per_g * m
-                + self.lc_drift_counts_per_c * (self.lc_c - LC_DRIFT_REF_C))
+        return m
+
+    def _creep_g(self, i, load_g):
+        # dx/dt = (creep * load - x) / tau, evaluated when the channel is read: the load is taken as
+        # constant since the previous evaluation (the controller reads every channel at least once
+        # a second, against a time constant of minutes). Settled at the first evaluation.
+        target = self.lc_creep * load_g
+        x = self._creep_x_g[i]
+        t = self.t_ms
+        if x is None:
+            x = target
+        else:
+            dt_s = (t - self._creep_t_ms[i]) / 1000.0
+            if dt_s > 0.0:
+                x = target + (x - target) * exp(-dt_s / self.lc_creep_tau_s)
+        self._creep_x_g[i] = x
+        self._creep_t_ms[i] = t
+        return x
+
+    def loadcell_expected_counts(self, i):
+        """Noise-free reading of channel i now (float counts): for tests and reports. Advances the
+        channel's creep node to the model time."""
+        m = self.loadcell_load_g(i)
+        dt_c = self.lc_c - LC_DRIFT_REF_C
+        span = self.lc_counts_per_g * (1.0 + self.lc_span_tc * dt_c)
+        return (self.lc_zero_offset_counts[i] + span * (m + self._creep_g(i, m))
+                + self.lc_drift_counts_per_c * dt_c)
 
     def loadcell_raw(self, i):
         """Latest conversion of channel i: signed 24-bit counts.  Reading the same conversion

@@ -135,6 +135,9 @@ LOAD_CELL_FIELDS = {
     "capacity_g": (_number(1.0, 10000.0), 200.0),
     "noise_counts_rms": (_number(0.0, 100000.0), 30.0),
     "zero_drift_counts_per_c": (_number(-10000.0, 10000.0), 20.0),
+    "creep_ppm": (_number(0.0, 5000.0), 245.0),
+    "creep_tau_s": (_number(1.0, 100000.0), 300.0),
+    "span_tc_ppm_per_c": (_number(-1000.0, 1000.0), 12.0),
 }
 OVEN_FIELDS = {
     "heater_w": (_number(1.0, 10000.0), 400.0),

@@ -100,11 +100,14 @@ F_INTERRUPTED = 29
 E_PHASE, E_EXC_START, E_EXC_END, E_LEAK, E_EARLY_FAIL = 100, 101, 102, 103, 104
 E_LC_FAULT, E_WEIGH_RETRY, E_LC_GLITCH, E_INVALID, E_SOAK_DONE = 105, 106, 107, 108, 109
 E_VAC_EXCURSION, E_RESUMED, E_INTERRUPTED = 110, 111, 112
+E_NO_PASS, E_LC_TEMP_WAIT, E_SETTLE = 114, 116, 117
+NP_LC_TEMP = 6
 EVENT_NAMES = {E_PHASE: "PHASE", E_EXC_START: "EXCURSION_START", E_EXC_END: "EXCURSION_END",
                E_LEAK: "LEAK_ANSWER", E_EARLY_FAIL: "EARLY_FAIL", E_LC_FAULT: "LC_FAULT",
                E_WEIGH_RETRY: "WEIGH_RETRY", E_LC_GLITCH: "LC_GLITCH", E_INVALID: "INVALID",
                E_SOAK_DONE: "SOAK_DONE", E_VAC_EXCURSION: "VAC_EXCURSION", E_RESUMED: "RESUMED",
-               E_INTERRUPTED: "INTERRUPTED"}
+               E_INTERRUPTED: "INTERRUPTED", E_NO_PASS: "NO_PASS", E_LC_TEMP_WAIT: "LC_TEMP_WAIT",
+               E_SETTLE: "SETTLE"}
 # power-cut recovery (firmware/recovery.py): the INTERRUPTED event's b, and the method's defaults
 REASON_NAMES = ("RESUME", "NO_CLOCK", "NOT_SOAK", "OUTAGE", "OUT_OF_SPEC", "ENDED", "NO_PLAN",
                 "MAX_RESUMES", "DAMAGED", "NOT_LATEST")
@@ -515,8 +518,11 @@ def verify_log(log, path=None):
             ws = wmap.get((kind, c))
             if ws:
                 weigh[(kind, c)] = ws[0]
+    settle_ev = [e for e in ev if e["code"] == E_SETTLE]
     if samples_intact:
-        _check_weigh_temps(ctx, weigh, by_t, phase_ev)
+        _check_weigh_temps(ctx, weigh, by_t, phase_ev, settle_ev)
+    _check_weigh_conditions(ctx, weigh, ev, phase_ev, settle_ev, hm, n)
+    out["weigh_conditions"] = weigh_conditions(weigh, settle_ev, n)
     # a weighing phase left for anything but ABORTED ended with a stable reading of every cell
     for e in phase_ev:
         kind = {v: k for k, v in WEIGH_PHASE.items()}.get(e["b"])
@@ -1042,12 +1048,26 @@ def _half_even(num, den):
     return round(F(num, den))
 
 
-def _check_weigh_temps(ctx, weigh, by_t, phase_ev):
-    """The WEIGH record's load-cell temperature is the device's half-even mean of the per-second
-    load-cell temperature from the tick after the weighing phase started to the tick it ended."""
+def _weigh_starts(phase_ev, settle_ev):
+    """{phase: [t_s the weighing window of that phase started]}: the phase's start, except that m0
+    starts after the SETTLE event's settle_s (the device waits for creep before the window)."""
     starts = {}
     for e in phase_ev:
-        starts.setdefault(e["a"], []).append(e["t_ms"] // 1000)
+        t = e["t_ms"] // 1000
+        if e["a"] == PH_INITIAL_WEIGH:
+            for s in settle_ev:
+                if s["t_ms"] // 1000 == t:
+                    t += s["a"]
+                    break
+        starts.setdefault(e["a"], []).append(t)
+    return starts
+
+
+def _check_weigh_temps(ctx, weigh, by_t, phase_ev, settle_ev=()):
+    """The WEIGH record's load-cell temperature is the device's half-even mean of the per-second
+    load-cell temperature from the tick after the weighing window started (the phase's start; for
+    m0 the end of the settling) to the tick it ended."""
+    starts = _weigh_starts(phase_ev, settle_ev)
     for (kind, c), w in weigh.items():
         ph = WEIGH_PHASE.get(kind)
         t_end = w["t_ms"] // 1000
@@ -1065,6 +1085,62 @@ def _check_weigh_temps(ctx, weigh, by_t, phase_ev):
             ctx.inconsistent("%s weighing of cell %d: load-cell temperature %d (0.01 degC), the samples "
                              "%d..%d s average %d" % (KIND_NAMES[kind], c, w["lc_temp_c_x100"], t0 + 1, t_end, exp),
                              offset=w["offset"], seq=w["seq"])
+
+
+def weigh_conditions(weigh, settle_ev, n):
+    """What the uncertainty budget takes from the weighings: settle_s (START to the m0 window, from
+    the SETTLE event; None for older logs: m0 right after START) and per cell the load-cell
+    temperature of m0 and m1 and their difference (0.01 degC; None when a weighing is missing)."""
+    cells = []
+    for c in range(n):
+        a, b = weigh.get((2, c)), weigh.get((3, c))
+        t0 = a["lc_temp_c_x100"] if a else None
+        t1 = b["lc_temp_c_x100"] if b else None
+        cells.append({"lc_temp_m0_c_x100": t0, "lc_temp_m1_c_x100": t1,
+                      "dT_lc_c_x100": t1 - t0 if a and b else None})
+    return {"settle_s": settle_ev[0]["a"] if settle_ev else None, "cells": cells}
+
+
+def _check_weigh_conditions(ctx, weigh, ev, phase_ev, settle_ev, hm, n):
+    """m0 and m1 weighed under the same conditions (docs/APP.md "Weighing"), for logs whose method
+    has the fields (older logs have neither the fields nor the events: nothing to check):
+    - settle: the INITIAL_WEIGH phase (START) logs SETTLE with the method's settle_s, and no m0
+      window ends before START + settle_s;
+    - the m1 record's load-cell temperature is within lc_temp_band_c_x100 of the m0 record's, unless
+      the device logged NO_PASS LC_TEMP (then no cell may PASS: checked with the verdict)."""
+    hm = hm if isinstance(hm, dict) else {}
+    settle_s = hm.get("settle_s")
+    if _is_int(settle_s) and settle_s >= 0:
+        for e in phase_ev:
+            if e["a"] != PH_INITIAL_WEIGH:
+                continue
+            t = e["t_ms"] // 1000
+            se = [s for s in settle_ev if s["t_ms"] // 1000 == t]
+            if not se:
+                ctx.inconsistent("INITIAL_WEIGH started at %d s without a SETTLE event (method settle_s %d s)"
+                                 % (t, settle_s), offset=e["offset"], seq=e["seq"])
+                continue
+            if se[0]["a"] != settle_s:
+                ctx.inconsistent("SETTLE event: %d s, the method's settle_s is %d s" % (se[0]["a"], settle_s),
+                                 offset=se[0]["offset"], seq=se[0]["seq"])
+            for c in range(n):
+                w = weigh.get((2, c))
+                if w is not None and w["t_ms"] >= e["t_ms"] and (w["t_ms"] - e["t_ms"]) // 1000 < settle_s:
+                    ctx.inconsistent("m0 of cell %d weighed %d s after START, before the method's settle_s %d s"
+                                     % (c, (w["t_ms"] - e["t_ms"]) // 1000, settle_s), offset=w["offset"], seq=w["seq"])
+    band = hm.get("lc_temp_band_c_x100")
+    if _is_int(band):
+        waived = any(e["code"] == E_NO_PASS and e["a"] == NP_LC_TEMP for e in ev)
+        for c in range(n):
+            a, b = weigh.get((2, c)), weigh.get((3, c))
+            if a is None or b is None or waived:
+                continue
+            d = b["lc_temp_c_x100"] - a["lc_temp_c_x100"]
+            if abs(d) > band:
+                ctx.inconsistent("m1 of cell %d weighed with the load cell at %.2f degC, %.2f degC from m0's %.2f "
+                                 "(band +/- %.2f) and no NO_PASS LC_TEMP event"
+                                 % (c, b["lc_temp_c_x100"] / 100, d / 100, a["lc_temp_c_x100"] / 100, band / 100),
+                                 offset=b["offset"], seq=b["seq"])
 
 
 def read_log_file(path):

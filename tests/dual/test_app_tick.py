@@ -228,6 +228,89 @@ def test_excursion_extends_the_soak():
     assert C.E_EXCURSION_START in codes and C.E_EXCURSION_END in codes
 
 
+class _StartOp:
+    # presses START as soon as asked to load the cells
+    def __init__(self):
+        self.ev = C.EV_NONE
+
+    def prompt(self, code, cell):
+        if code == app.PR_LOAD:
+            self.ev = C.EV_START
+
+    def poll(self):
+        ev = self.ev
+        self.ev = C.EV_NONE
+        return ev
+
+
+def _locked_steps(c, ticks):
+    import micropython
+    ok = 0
+    micropython.heap_lock()
+    try:
+        for _ in range(ticks):
+            c.step()
+        ok = 1
+    finally:
+        micropython.heap_unlock()
+    return ok
+
+
+def test_weighing_per_sample_path_allocates_nothing():
+    # TARE and m0 windows fed at 10 SPS under heap_lock (100 ms sub-ticks and the control tick's
+    # poll); only the first tick of a weighing (its limits) and the phase changes may allocate
+    b = FakeBoard()
+    b.adc.u16 = 6554 + 52428 * 100000 // 110000        # vented: 100 kPa
+    b.spi.set_c(2300)
+    b.lc_temp = _Val(2300)
+    b.operator = _StartOp()
+    m = methods.validate({"base": "gb-2026", "settle_s": 30})
+    c = app.Controller(b, m, counts_per_g=20972)
+    c.start()
+    for _ in range(3):
+        c.step()
+    assert c.phase == app.PH_TARE and c._weighing and c._lim_set[0] == 1
+    assert _locked_steps(c, 60)                 # 600 samples per channel: not yet stable (664 + hold)
+    assert c.phase == app.PH_TARE and c.windows[0].count == 64
+    for _ in range(200):
+        if c.phase != app.PH_TARE:
+            break
+        c.step()
+    assert c.phase == app.PH_LOAD
+    for _ in range(5):
+        c.step()
+    assert c.phase == app.PH_INITIAL_WEIGH and not c._weighing          # settling (creep): 30 s
+    assert _locked_steps(c, 20)                 # the per-tick path while settling
+    for _ in range(15):
+        c.step()
+    assert c._weighing and c.settle_s_actual == 30
+    c.step()
+    assert _locked_steps(c, 50)                 # 500 samples: the window needs 684 to be stable
+    assert c.phase == app.PH_INITIAL_WEIGH and c.windows[0].count == 64
+    codes = [e[1] for e in c.events]
+    assert C.E_SETTLE in codes and C.E_WEIGH_RETRY not in codes
+
+
+def test_stop_during_settling_aborts():
+    b = FakeBoard()
+    b.adc.u16 = 6554 + 52428 * 100000 // 110000
+    b.spi.set_c(2300)
+    b.lc_temp = _Val(2300)
+    b.operator = _StartOp()
+    c = app.Controller(b, methods.validate("gb-2026"), counts_per_g=20972)
+    c.start()
+    for _ in range(200):
+        c.step()
+        if c.phase == app.PH_INITIAL_WEIGH:
+            break
+    for _ in range(100):
+        c.step()
+    assert c.phase == app.PH_INITIAL_WEIGH and not c._weighing        # 900 s of settling
+    b.operator.ev = C.EV_STOP
+    c.step()
+    assert c.phase == app.PH_ABORTED and c.fault == C.F_OPERATOR_ABORT
+
+
 class _KeepFile:
     # keeps what is written, in a preallocated buffer (writes run under heap_lock)
     def __init__(self, cap=65536):

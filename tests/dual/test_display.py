@@ -518,6 +518,9 @@ def test_status_screen():
     assert same_region(fb, fb2, 0, 0, 128, 9)
     # before the soak: time to go; weighing: each window's state
     c = controller(1, app.PH_INITIAL_WEIGH)
+    display.Screen(fb).draw_status(c)
+    assert decode(fb, 0, 53, 1, 1, 12) == "weigh settle"      # creep: settle_s before the m0 window
+    c._weighing = 1
     c.windows[0].state = 2
     display.Screen(fb).draw_status(c)
     assert decode(fb, 0, 39, 1, 1, 16) == "soak 6:00 to go "

@@ -419,14 +419,16 @@ def test_config_and_blank_written_during_a_run_change_nothing_of_it():
                    ("calib.blank", audit.blank_summary(F), audit.blank_summary(fit), "device")]
     assert plan.load_blank(p.n_cells, d + "/calib/blank.json") == fit      # the blank run's fit is stored
     # during the test: the files change again; the running test does not
-    stable = [w._lim2 for w in c.windows]  # from counts_per_g at START
+    # the weighing limits come from the span at START (the tare rule: 2 g in counts)
+    stable = [c._weigh_limits(i, -1) for i in range(c.n)]
     _write(d + "/config.json", {"method": {"base": "gb-2026", "soak_s": 60}, "counts_per_g": 1})
     plan.forget_blank(d + "/calib/blank.json")
     for _ in range(40):
         assert s.advance(50) >= 0
     assert s.ctrl is c and c.m is m and m["soak_s"] == 300 and c.blank is fit and s.blank_fit is fit
     assert p.method is m and p.counts_per_g == cpg and p.blank is fit
-    assert [w._lim2 for w in c.windows] == stable
+    assert [c._weigh_limits(i, -1) for i in range(c.n)] == stable
+    assert [ch["counts_per_g"] for ch in c.cal["channels"]] == [cpg] * c.n
     assert _log_header(s.path) == h
     s.close()
 

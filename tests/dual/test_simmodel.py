@@ -227,7 +227,8 @@ def test_pressure_transducer_map():
 
 
 def test_buoyancy_in_air_and_under_vacuum():
-    scn = {"ambient_c": 20.0, "load_cell": {"noise_counts_rms": 0.0, "zero_drift_counts_per_c": 0.0}}
+    scn = {"ambient_c": 20.0, "load_cell": {"noise_counts_rms": 0.0, "zero_drift_counts_per_c": 0.0,
+                                            "span_tc_ppm_per_c": 0.0, "creep_ppm": 0.0}}
     b = _bench(**scn)
     assert abs(b.air_density_mg_cm3() - 1.204) < 0.005
     cpg = 4194304.0 / 200.0
@@ -271,7 +272,7 @@ def test_loadcell_rate_and_noise_rms():
 
 
 def test_loadcell_thermal_drift_and_lc_temperature():
-    b = _bench(load_cell={"noise_counts_rms": 0.0})
+    b = _bench(load_cell={"noise_counts_rms": 0.0, "span_tc_ppm_per_c": 0.0, "creep_ppm": 0.0})
     e0 = b.loadcell_expected_counts(0)
     b.preset(chamber_c=120.0)
     _hold(b, 120.0)
@@ -426,7 +427,8 @@ def test_blank_run_operator_and_loading():
 
 def test_place_and_remove_reference_mass():
     # a steel reference mass adds to whatever is on the pan, less its own (small) buoyancy
-    b = _bench(blank_run=True, cells=[{}, {"mass_g": 10.0}], load_cell={"noise_counts_rms": 0.0})
+    b = _bench(blank_run=True, cells=[{}, {"mass_g": 10.0}],
+               load_cell={"noise_counts_rms": 0.0, "creep_ppm": 0.0, "span_tc_ppm_per_c": 0.0})
     from sim.model import STEEL_G_PER_CM3
     cpg = b.lc_counts_per_g
     e0 = b.loadcell_expected_counts(0)
@@ -581,3 +583,70 @@ def test_probe_goes_in_with_the_cells():
     b.preset(cell_c=50.0)
     b.load_cells(1)
     assert b.probe_c == 50.0
+
+
+def _lc_quiet(**lc):
+    d = {"noise_counts_rms": 0.0, "zero_drift_counts_per_c": 0.0}
+    for k in lc:
+        d[k] = lc[k]
+    return _bench(blank_run=True, cells=[{"volatile_g": 0.0}], load_cell=d)
+
+
+def test_loadcell_creep_after_loading_and_recovery():
+    b = _lc_quiet(creep_ppm=250.0, creep_tau_s=300.0, span_tc_ppm_per_c=0.0)
+    cpg = b.lc_counts_per_g
+    e0 = b.loadcell_expected_counts(0)              # settled with the empty pan
+    b.load_cells(1)
+    dl = b.loadcell_load_g(0) - (e0 - b.lc_zero_offset_counts[0]) / cpg / (1 + 250e-6)
+    full = b.loadcell_expected_counts(0)
+    # at the instant of loading: the elastic step only (load x (1 + creep) for the pan alone)
+    assert abs((full - e0) / cpg - dl) < 1e-6
+    got = []
+    for k in range(1, 1801):        # read once a second, as the controller does
+        b.advance(1000)
+        x = b.loadcell_expected_counts(0)
+        if k in (25, 300, 900, 1800):
+            got.append((x - full) / cpg)
+    creep_g = 250e-6 * dl
+    for t_s, g in zip((25, 300, 900, 1800), got):
+        want = creep_g * (1.0 - exp(-t_s / 300.0))
+        assert abs(g - want) < 1e-3 * creep_g, (t_s, g, want)
+    # 45 g read 25 s after loading: 10.4 mg of creep still to come
+    assert abs((creep_g - got[0]) * 1000 - 10.34) < 0.05
+    # unloading: the reading first drops by the elastic part, then recovers the creep
+    b.load_cells(0)
+    u0 = b.loadcell_expected_counts(0)
+    b.advance(1500000)
+    u1 = b.loadcell_expected_counts(0)
+    assert abs((u0 - u1) / cpg - creep_g * (1.0 - exp(-5.0)) * (1.0 - exp(-1800.0 / 300.0))) < 1e-3 * creep_g
+
+
+def test_loadcell_creep_only_on_demand_of_the_time_not_the_reads():
+    # reading at 10 SPS or once a second gives the same creep (exact exponential steps)
+    a = _lc_quiet(creep_ppm=245.0)
+    c = _lc_quiet(creep_ppm=245.0)
+    for b in (a, c):
+        b.loadcell_expected_counts(0)
+        b.load_cells(1)
+    for _ in range(120):
+        a.advance(1000)
+        a.loadcell_expected_counts(0)
+        for _ in range(10):
+            c.advance(100)
+            c.loadcell_expected_counts(0)
+    assert abs(a.loadcell_expected_counts(0) - c.loadcell_expected_counts(0)) < 1e-6
+
+
+def test_loadcell_span_temperature_coefficient():
+    b = _lc_quiet(creep_ppm=0.0, span_tc_ppm_per_c=12.0)
+    b.load_cells(1)
+    cpg = b.lc_counts_per_g
+    z = b.lc_zero_offset_counts[0]
+    e23 = b.loadcell_expected_counts(0)
+    b.preset(lc_c=23.0 + 8.7)
+    e31 = b.loadcell_expected_counts(0)
+    load = b.loadcell_load_g(0)
+    assert abs((e31 - z) / (e23 - z) - (1.0 + 12e-6 * 8.7)) < 1e-12
+    # the 45 g cell alone: 4.7 mg more at +8.7 degC (the pan's share is in the tare)
+    assert abs((e31 - e23) / cpg - load * 12e-6 * 8.7) < 1e-9
+    assert 4.6 < 45.0 * 12e-6 * 8.7 * 1000 < 4.8

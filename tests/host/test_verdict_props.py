@@ -168,3 +168,71 @@ def test_window_stability_matches_exact_variance(n, lim, hold, base, ds):
         win = xs[len(want) - 1 - n:len(want) - 1]
         assert cnt == n and total == sum(win)
         assert Fraction(m2n, n) == sum((Fraction(v) - Fraction(sum(win), n)) ** 2 for v in win)
+
+
+def _ref_balance_states(xs, n, lag, sps, sdm, drift, hold):
+    """Exact reference of the balance criterion (Fraction): after each accepted sample (every
+    sample but the newest is accepted: no spikes here), sd of the mean of the last n <= sdm and
+    |mean(last n) - mean(the n ending lag samples earlier)| per lag/sps/60 min <= drift."""
+    states = []
+    run = 0
+    for k in range(len(xs)):
+        acc = xs[:k]                # x_k is pending; x_0..x_{k-1} accepted
+        if len(acc) < n:
+            states.append("FILLING")
+            continue
+        win = acc[-n:]
+        mean = Fraction(sum(win), n)
+        m2 = sum((Fraction(v) - mean) ** 2 for v in win)
+        ok = m2 / (n * (n - 1)) <= sdm * sdm
+        if len(acc) < n + lag:
+            ok = False
+        else:
+            then = acc[len(acc) - lag - n:len(acc) - lag]
+            rate = abs(mean - Fraction(sum(then), n)) / Fraction(lag, 60 * sps)   # counts / min
+            ok = ok and rate <= drift
+        run = run + 1 if ok else 0
+        states.append("STABLE" if run >= hold else "SETTLING")
+        if run >= hold:
+            break
+    return states
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(4, 16), st.integers(0, 48), st.sampled_from([10, 80]), st.integers(1, 60), st.integers(1, 400),
+       st.integers(1, 4), st.integers(-(2 ** 22), 2 ** 22), st.integers(-30, 30), st.sampled_from([2, 30, 300]),
+       st.lists(st.integers(-300, 300), min_size=4, max_size=200))
+def test_window_balance_criterion_matches_fraction(n, lag_extra, sps, sdm, drift, hold, base, slope, amp, ds):
+    lag = n + lag_extra
+    w = weigh.Window(n=n, hold=hold, timeout_samples=10 ** 6, spike_counts=2047, sd_mean_counts=sdm,
+                     drift_counts_per_min=drift, drift_n=lag, sps=sps)
+    # noise on a ramp of `slope` counts per 8 samples: both tests get exercised
+    xs = [base + d * amp // 300 + slope * i // 8 for i, d in enumerate(ds)]
+    want = _ref_balance_states(xs, n, lag, sps, sdm, drift, hold)
+    got = [weigh.STATE_NAMES[w.add(x)] for x in xs[:len(want)]]
+    assert got == want
+    if want[-1] == "STABLE":
+        cnt, total, m2n = w.result()
+        win = xs[len(want) - 1 - n:len(want) - 1]
+        assert cnt == n and total == sum(win)
+        buf = [0] * n
+        import array
+        a = array.array("i", buf)
+        assert w.samples_into(a) == n and list(a) == win
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(4, 64), st.integers(1, weigh._SDM_MAX), st.integers(1, weigh._DRIFT_MAX),
+       st.integers(0, weigh._DRIFT_N_MAX), st.sampled_from([10, 80]))
+def test_window_limits_stay_small_ints(n, sdm, drift, lag, sps):
+    # every precomputed threshold and intermediate of the per-sample path is within +-2**30
+    lag = 0 if lag < n else lag
+    w = weigh.Window(n=n, hold=1, timeout_samples=10 ** 6, sd_mean_counts=sdm, drift_counts_per_min=drift,
+                     drift_n=lag, sps=sps) if lag else None
+    if w is None:
+        return
+    assert w._lim2 < 2 ** 30 and w._dlim < 2 ** 30
+    assert w._dlim == (drift * n * lag) // (60 * sps)
+    # _spread_ok's a = M2 - lim2 lies in [-lim2, sumsq]
+    assert n * weigh._D_LIM ** 2 < 2 ** 30
+    assert 2 * n * weigh._D_LIM < 2 ** 30

@@ -33,7 +33,7 @@ SCENARIOS = {
     # reference probe: the soak is timed on the chamber) so that the simulation and the dense tamper
     # test are fast; covers the no-drift-correction and chamber-timed paths too
     "aborted": {"seed": 5, "blank_run": False, "probe": False, "oven": {"heater_w": 2000},
-                "faults": [{"at_s": 800, "kind": "thermocouple_open", "duration_s": 30}]},
+                "faults": [{"phase": "SOAK", "at_s": 120, "kind": "thermocouple_open", "duration_s": 30}]},
 }
 _lock = threading.Lock()
 _cache = {}
@@ -425,6 +425,54 @@ def test_samples_and_rules(logs):
     log.events.append({"t_ms": 5000000, "code": verify.E_EARLY_FAIL, "a": 0, "b": 9000, "seq": None, "offset": None})
     res = verify.verify_log(log)
     assert res["cells"][0]["fields"]["verdict"] == {"device": "PASS", "recomputed": "INCONCLUSIVE", "match": False}
+
+
+def _msgs(log):
+    res = verify.verify_log(log)
+    return res, " | ".join(f["message"] for f in res["findings"])
+
+
+def test_weighing_conditions_settle_and_load_cell_band(logs):
+    """m0 after the method's settle_s (SETTLE event at START), m1 within lc_temp_band_c_x100 of m0's
+    load-cell temperature unless NO_PASS LC_TEMP was logged; older logs without the fields verify."""
+    data = logs["pass"]["data"]
+    log = read_log(data)
+    settle = [e for e in log.events if e["code"] == verify.E_SETTLE]
+    m0 = [w for w in log.weighings if w["kind"] == 2][0]
+    start = [e for e in log.events if e["code"] == verify.E_PHASE and e["a"] == verify.PH_INITIAL_WEIGH][0]
+    assert len(settle) == 1 and settle[0]["a"] == log.header["method"]["settle_s"] == 900
+    assert settle[0]["t_ms"] == start["t_ms"] and m0["t_ms"] - start["t_ms"] >= 900000
+    wc = verify.verify_log(log)["weigh_conditions"]
+    m1 = [w for w in log.weighings if w["kind"] == 3][0]
+    assert wc == {"settle_s": 900, "cells": [{"lc_temp_m0_c_x100": m0["lc_temp_c_x100"], "lc_temp_m1_c_x100":
+                  m1["lc_temp_c_x100"], "dT_lc_c_x100": m1["lc_temp_c_x100"] - m0["lc_temp_c_x100"]}]}
+    # a method asking for more settling than the log shows
+    log.header["method"]["settle_s"] = 5000
+    res, msgs = _msgs(log)
+    assert res["exit_code"] == 1
+    assert "SETTLE event: 900 s, the method's settle_s is 5000 s" in msgs
+    assert "m0 of cell 0 weighed" in msgs and "before the method's settle_s 5000 s" in msgs
+    # m1 weighed outside the band around m0's load-cell temperature
+    log = read_log(data)
+    m0 = [w for w in log.weighings if w["kind"] == 2][0]
+    m1 = [w for w in log.weighings if w["kind"] == 3][0]
+    band = log.header["method"]["lc_temp_band_c_x100"]
+    assert abs(m1["lc_temp_c_x100"] - m0["lc_temp_c_x100"]) <= band
+    m1["lc_temp_c_x100"] = m0["lc_temp_c_x100"] + band + 1
+    res, msgs = _msgs(log)
+    assert "m1 of cell 0 weighed with the load cell at" in msgs and "no NO_PASS LC_TEMP event" in msgs
+    # ... which the device may do only when it logged that the cell cannot PASS
+    log.events.append({"t_ms": m1["t_ms"], "code": verify.E_NO_PASS, "a": verify.NP_LC_TEMP, "b": -1,
+                       "seq": None, "offset": None})
+    res, msgs = _msgs(log)
+    assert "no NO_PASS LC_TEMP event" not in msgs
+    # a log of firmware 0.4 (no method fields, no SETTLE event, m0 right after START) still verifies
+    log = read_log(data)
+    for k in ("settle_s", "lc_temp_band_c_x100"):
+        del log.header["method"][k]
+    log.events = [e for e in log.events if e["code"] != verify.E_SETTLE]
+    _, msgs = _msgs(log)
+    assert "SETTLE" not in msgs and "m1 of cell" not in msgs and "settle_s" not in msgs
 
 
 # ---------------------------------------------------------------- unreadable input

@@ -26,7 +26,7 @@ LOG = RUNS + "/sim-0001.log"
 # chamber-timed (no reference probe), so that the soak starts at a known tick soon after the heat-up
 QUICK = {"seed": 5, "blank_run": False, "probe": False,
          "method": {"soak_s": 600, "soak_max_total_s": 1200, "blank_soak_s": 0}}
-SOAK_AT = 2000          # ticks: the quick run is in its soak from tick 1762 to 2362
+SOAK_AT = 3000          # ticks: the quick run is in its soak from tick 2785 to 3385 (m0 after 900 s of settling)
 
 
 def _scn(**method):
@@ -83,7 +83,7 @@ def logs():
         "resumed": make([(SOAK_AT, 5000), (50, 2000)]),                  # resumed twice, runs to its verdict
         "outage": make([(SOAK_AT, 600000)]),                             # closed: OUTAGE
         "no_clock": make([(SOAK_AT, 1000)], rtc=False),                  # closed: NO_CLOCK
-        "heatup": make([(1000, 1000)]),                                  # closed: NOT_SOAK
+        "heatup": make([(2000, 1000)]),                                  # closed: NOT_SOAK
         "resumed_closed": make([(SOAK_AT, 3000), (50, 600000)]),         # resumed, then closed: OUTAGE
         "max_resumes": make([(SOAK_AT, 3000), (50, 2000)], scn=_scn(resume_max=1)),   # closed: MAX_RESUMES
     }
