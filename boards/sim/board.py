@@ -90,7 +90,7 @@ class SimOperator:
             self._due_ms = now + 20000
         elif code == PR_LEAK:
             self._event = C.EV_YES if b.bench.leak_visible(cell) else C.EV_NO
-            self._due_ms = now + 15000
+            self._due_ms = now + 45000       # looking at a cell for leakage takes a while
             self.answers.append([cell, self._event == C.EV_YES])
 
     def poll(self):
