@@ -361,8 +361,8 @@ def budget_inputs(ctx, hdr, c, weigh, settle_s, zero_return, method, dev_inputs)
         if cpg is not None and cpg != inp["counts_per_g"]:
             ctx.verdict_issue("cell %d budget: counts_per_g %r differs from the header calibration's %r"
                               % (c, inp["counts_per_g"], cpg))
-        ctx.add("warning", "cell %d budget: the header has no cal; %s taken from the VERDICT record (a default "
-                "calibration, unchecked)" % (c, ", ".join(taken)), rec=ctx.vrec)
+        ctx.notes.append("cell %d budget: the header has no cal (a default calibration); %s taken from the "
+                         "VERDICT record" % (c, ", ".join(taken)))
     inp["dT_lc_c_x100"] = weigh[(3, c)]["lc_temp_c_x100"] - weigh[(2, c)]["lc_temp_c_x100"]
     inp["settle_s"] = settle_s
     inp["zero_return_counts"] = zero_return
@@ -469,6 +469,7 @@ class _Ctx:
     def __init__(self, log):
         self.log = log
         self.findings = []
+        self.notes = []         # facts the reader should know that are not findings
         self.by_offset = {r.offset: r for r in log.records}
         vr = [r for r in log.records if r.name == "VERDICT"]
         self.vrec = vr[-1] if vr else None
@@ -722,6 +723,8 @@ def verify_log(log, path=None):
             # a run closed INTERRUPTED at boot: INVALID, or ABORTED after a fault, never a measured verdict
             exp_cells.append({"verdict": "ABORTED" if aborted else "INVALID", "cell": c, "leak_visible": leak[c],
                               "early_fail": early[c]})
+            if new_fmt:
+                exp_cells[-1]["no_pass"] = list(np_events.get(c, []))
             if interrupted is not None and not aborted:
                 co["error"] = "run interrupted by a power cut/reset and closed at boot: no final weighing"
             continue
@@ -887,6 +890,7 @@ def verify_log(log, path=None):
         if isinstance(dev, dict) else None
     out["verdict_record"] = {"seq": ctx.vrec.seq, "offset": ctx.vrec.offset} if ctx.vrec else None
     out["findings"] = ctx.findings
+    out["notes"] = ctx.notes
     damaged = any(f["level"] == "damage" for f in ctx.findings)
     incons = any(f["level"] == "inconsistent" for f in ctx.findings)
     out["damaged"] = damaged
@@ -1415,6 +1419,8 @@ def format_report(res):
     L.append("")
     L.append("overall verdict: device %s, recomputed %s %s" % (_fmt(o["device"]), _fmt(o["recomputed"]),
                                                                 "ok" if o["match"] else "MISMATCH"))
+    for x in res.get("notes") or []:
+        L.append("note: " + x)
     if res["findings"]:
         L.append("")
         L.append("findings:")
