@@ -65,7 +65,7 @@ class Result:
         self.limit_ppm = 0
         self.comparator = "le"
         self.decision = "guarded"
-        self.budget = None       # budget.compute() dict when the full budget gave U
+        self.budget = None  # type: dict | None  # budget.compute() when the full budget gave U
 
     def as_dict(self):
         return {"verdict": VERDICT_NAMES[self.verdict], "loss_ppm": self.loss_ppm,
