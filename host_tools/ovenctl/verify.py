@@ -289,7 +289,7 @@ def rep_known(inp):
     return inp["u_rep_ug"] >= 0 and inp["check_n"] >= 2
 
 
-def budget(z, a, b, tz, ta, tb, var_k, inp):
+def budget(z, a, b, tz, ta, tb, var_k, inp, exact_out=None):
     """The budget by its definitions, exact: z, a, b = (mean, var of the mean) of the drift-corrected
     readings (window variance only), tz/ta/tb the weighings' load-cell temperatures, var_k the blank
     fit's Fraction or None. Same layout as the device's VERDICT "budget"."""
@@ -320,6 +320,8 @@ def budget(z, a, b, tz, ta, tb, var_k, inp):
     t["cal"] = ceil_sqrt((interval * slope) ** 2 / 3)
     others = sum(F(t[k]) ** 2 for k in BUDGET_TERMS[2:])
     v = 10 ** 12 * (stat2 + drift2) + 10 ** 12 * others / m0_ug ** 2 + inp["u_sys_ppm"] ** 2
+    if exact_out is not None:
+        exact_out["u2_ppm2"] = v
     return {"inputs": dict(inp), "terms_ug": t, "uc_ug": ceil_sqrt(v * m0_ug ** 2 / 10 ** 12),
             "U_ug": ceil_sqrt(4 * v * m0_ug ** 2 / 10 ** 12), "U_ppm": ceil_sqrt(4 * v), "m0_ug": m0_ug,
             "loss_ug": loss_ug, "k": 2}
@@ -758,10 +760,14 @@ def verify_log(log, path=None):
                 dbud = dc.get("budget") if isinstance(dc.get("budget"), dict) else {}
                 inp = budget_inputs(ctx, hdr, c, weigh, settle_s, zero_returns[c], method, dbud.get("inputs"))
                 vk = drifts[c][1] if drifts[c] is not None else None
+                bx = {}
                 bud = budget(rd[1], rd[2], rd[3], weigh[(1, c)]["lc_temp_c_x100"], weigh[(2, c)]["lc_temp_c_x100"],
-                             weigh[(3, c)]["lc_temp_c_x100"], vk, inp)
+                             weigh[(3, c)]["lc_temp_c_x100"], vk, inp, bx)
                 co["budget"] = bud
             fields, exact = evaluate(rd[1], rd[2], rd[3], method, leak[c], bud["U_ppm"] if bud else None)
+            if bud:
+                exact["u_std_ppm"] = math.sqrt(float(bx["u2_ppm2"]))
+                exact["u_k2_ppm"] = 2 * exact["u_std_ppm"]
             co["exact"] = exact
         except CannotRecompute as e:
             co["error"] = str(e)

@@ -179,3 +179,19 @@ def test_early_fail_stop_when_every_cell_failed_early():
     assert [c["no_pass"] for c in lg.verdict["cells"]] == [["SOAK_CUT"], ["SOAK_CUT"]]
     v = verify_log(lg)
     assert v["exit_code"] == 0, v["findings"]
+
+
+def test_no_drift_correction_no_pass(blank_cache, base):
+    """Issue 10 item 3: the same run as `base` (a PASS) without a blank run cannot PASS: INCONCLUSIVE
+    with NO_BLANK on record, and `ovenctl verify` agrees (it would call a PASS inconsistent)."""
+    from ovenctl.verify import verify_log
+    res, log = sweep.run({"seed": 7, "method": sweep.SWEEP_METHOD, "blank_run": False}, blank_cache, want_log=True)
+    assert base["verdict"] == "PASS"
+    assert res["verdict"] == "INCONCLUSIVE"
+    lg = read_log(log)
+    assert lg.verdict["cells"][0]["no_pass"] == ["NO_BLANK"]
+    assert [e["a"] for e in lg.events if e["code"] == 114] == [2]
+    assert verify_log(lg)["exit_code"] == 0
+    lg.verdict["cells"][0]["verdict"] = lg.verdict["verdict"] = "PASS"
+    msgs = " | ".join(f["message"] for f in verify_log(lg)["findings"])
+    assert "PASS of cell 0 without a valid blank (drift) fit: NO_BLANK" in msgs
