@@ -466,6 +466,11 @@ class Controller:
         self.lc_temp_c_x100 = st.last_lc_temp
         self.pressure_pa = st.last_pressure
         self._vac_exc = st.vac_exc
+        # reasons logged before the power cut still bar a PASS (not logged again)
+        for reason, cell in st.no_pass:
+            for i in range(self.n):
+                if (cell < 0 or cell == i) and reason not in self.no_pass[i]:
+                    self.no_pass[i].append(reason)
         # device counting (see _soak): the entry tick is logged under SOAK but not counted
         self.soak_in_spec_ms = (st.soak_in - 1) * 1000 if st.soak_in > 0 else 0
         self.soak_total_ms = (st.soak_n - 1) * 1000 if st.soak_n > 0 else 0
