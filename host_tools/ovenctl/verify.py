@@ -9,15 +9,26 @@ math.isqrt) and follows the definitions, not the device's integer implementation
   drift          with a blank-run fit for the channel (header calibration.blank[i]):
                  mean -= k (T - T_ref), var += var_k (T - T_ref)^2, T = the WEIGH's lc_temp_c_x100
   loss           L = (a - b)/(a - z)   a: m0, b: m1, z: tare (all drift-corrected)
-  uncertainty    u^2(L) = [(b - z)^2 u^2(a) + (a - z)^2 u^2(b) + (a - b)^2 u^2(z)] / (a - z)^4
+  uncertainty    the GUM budget of docs/UNCERTAINTY.md (budget()): every term recomputed from the log
+                 (header "cal" or, without one, the record's calibration inputs; WEIGH records' load-cell
+                 temperatures; the SETTLE event; the blank fit's var(k) and zero return; the method) and
+                 compared term by term with the record's "budget"; U = ceil(2 u_c) ppm.
+                 Logs of the firmware before the budget (no "no_pass" in the VERDICT cells):
+                 u^2(L) = [(b - z)^2 u^2(a) + (a - z)^2 u^2(b) + (a - b)^2 u^2(z)] / (a - z)^4
                  u^2 [ppm^2] = 1e12 u^2(L) + u_sys_ppm^2;  U = smallest integer >= 2 sqrt(u^2)
+  no PASS        (budget logs) a cell with a no-PASS reason is at most INCONCLUSIVE: the record's
+                 "no_pass" equals the NO_PASS events for the cell; no blank fit / failed / used by
+                 blank_max_runs runs / zero return beyond the bound, no check-weight history and a cut
+                 soak are derived from the log and must have their event; a PASS without a valid blank
+                 fit, or with any NO_PASS event, is inconsistent (any log)
   decision       guarded: PASS if L + U within the limit, FAIL if L - U beyond it, else INCONCLUSIVE;
                  simple: PASS if L within the limit, else FAIL ("le": <=, "lt": <, exact L);
                  leak "yes" -> FAIL; a significant gain (L < -U) is never PASS (-> INCONCLUSIVE)
   rounding       loss_ppm, loss_pct_x100 half to even; u_pct_x100 = ceil(U / 100)
-  run level      fault -> every cell and the run ABORTED; invalid -> INVALID; an early fail (of any
-                 cell) with method early_fail "stop" ends the soak for every cell, so every cell that
-                 is not FAIL -> INCONCLUSIVE (no PASS without the full soak); overall = most severe
+  run level      fault -> every cell and the run ABORTED; invalid -> INVALID; budget logs: with
+                 early_fail "stop" the soak ends early only once every cell failed early (SOAK_CUT);
+                 older logs: an early fail of any cell with "stop" ended the soak for every cell, so
+                 every cell that is not FAIL -> INCONCLUSIVE; overall = most severe
                  (ABORTED > INVALID > FAIL > INCONCLUSIVE > PASS)
 
 Consistency checks (besides the field-by-field comparison with the VERDICT record):
