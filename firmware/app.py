@@ -61,6 +61,9 @@ _OFF_WINDOW_MS = const(30000)     # the SSR is stuck on (ambient drifts are 1000
 _VAC_LOST_GRACE_MS = const(1800000)  # a vacuum loss this long ends the run; shorter is an excursion
 _LC_TIMEOUT_MS = const(5000)
 _SPIKE_COUNTS = const(500)
+_PROBE_MAX_C_X100 = const(13500)  # the dummy cell above this: a fault like the chamber's cutoff
+_PROBE_EVENT_MS = const(60000)    # E_PROBE_TEMP once a minute in HEATUP, SOAK and COOLDOWN
+_PROBE_UNREAD = const(-32768)     # E_PROBE_TEMP a when the probe gave no good reading
 
 
 def _default_cal(n, counts_per_g):
@@ -80,6 +83,20 @@ class Controller:
         # calibration (calstore.py / docs/APP.md): per-channel span, check-weight repeatability,
         # thermocouple offsets; None = defaults from counts_per_g, recorded as such
         self.cal = cal if cal is not None else _default_cal(board.n_cells, counts_per_g)
+        # thermocouple offsets (ice point / reference thermometer), added to the raw readings
+        off = self.cal.get("tc_offset_c_x100") or {}
+        self._tc_off_c_x100 = int(off.get("chamber", 0))
+        self._probe_off_c_x100 = int(off.get("probe", 0))
+        # reference probe in a dummy cell (board.probe, optional): the soak is timed on it; without
+        # it the run is "chamber-timed" (SF_CHAMBER_TIMED on every sample, NP_CHAMBER_TIMED)
+        self._probe = getattr(board, "probe", None)
+        self.chamber_timed = 1 if self._probe is None else 0
+        self.probe_c_x100 = 0
+        self.probe_status = C.ST_NO_DEVICE
+        self.probe_out = 1          # fitted and outside the tolerance (or not read) this tick
+        self._probe_ev_ms = 0
+        self._chamber_band_ms = 0   # when the chamber first reached the band in HEATUP (0: not yet)
+        self._oven_ok = 0           # HEATUP: chamber and vacuum in spec since the last tick
         self.m = method
         self.mode = mode
         self.blank = blank          # drift fit per channel (drift.DriftRecorder.fit()) or None
@@ -232,13 +249,43 @@ class Controller:
         st = b.tc.read()
         self.tc_status = st
         if st == C.OK:
-            self.temp_c_x100 = b.tc.temp_c_x100
+            self.temp_c_x100 = b.tc.temp_c_x100 + self._tc_off_c_x100
             self.cj_c_x100 = b.tc.cj_c_x100
+        pr = self._probe
+        if pr is not None:
+            st = pr.read()
+            self.probe_status = st
+            if st == C.OK:
+                self.probe_c_x100 = pr.temp_c_x100 + self._probe_off_c_x100
+            self._probe_check()
         self.p_status = b.pressure.read()
         if self.p_status == C.OK:
             self.pressure_pa = b.pressure.pa
         if b.lc_temp.read() == C.OK:
             self.lc_temp_c_x100 = b.lc_temp.temp_c_x100
+
+    def _probe_check(self):
+        # the probe's tolerance state (against the method's setpoint) and its E_PROBE_TEMP events:
+        # at every change (rare; may allocate like the excursion events) and once a minute in
+        # HEATUP, SOAK and COOLDOWN straight into the log (allocation-free; not kept in .events)
+        m = self.m
+        out = 1
+        if self.probe_status == C.OK:
+            d = self.probe_c_x100 - m["setpoint_c_x100"]
+            if -m["tol_c_x100"] <= d <= m["tol_c_x100"]:
+                out = 0
+        t = self.probe_c_x100 if self.probe_status == C.OK else _PROBE_UNREAD
+        if out != self.probe_out:
+            self.probe_out = out
+            self._probe_ev_ms = self.now_ms
+            self._event(C.E_PROBE_TEMP, t, self.probe_status)
+            return
+        ph = self.phase
+        if ((ph == PH_HEATUP or ph == PH_SOAK or ph == PH_COOLDOWN)
+                and self.b.ticks_diff(self.now_ms, self._probe_ev_ms) >= _PROBE_EVENT_MS):
+            self._probe_ev_ms = self.now_ms
+            if self.log is not None:
+                self.log.event(self.b.ticks_diff(self.now_ms, self.t0_ms), C.E_PROBE_TEMP, t, self.probe_status)
 
     def _read_loadcells_tick(self):
         # Outside weighings: one sample per channel per tick for the trend, drift and watchdog.
@@ -265,6 +312,8 @@ class Controller:
         self._have_raw = 1
 
     def _safety(self):
+        if self._probe is not None and self.probe_status == C.OK and self.probe_c_x100 > _PROBE_MAX_C_X100:
+            return C.F_TEMP_MAX
         sp = self.setpoint_c_x100
         f = self.hguard.check(self.now_ms, self.tc_status, self.temp_c_x100, sp, 1 if self.duty_ppm > 0 else 0)
         if f:
@@ -588,6 +637,10 @@ class Controller:
             f |= C.SF_TC_BAD
         if self.p_status:
             f |= C.SF_P_BAD
+        if self.chamber_timed:
+            f |= C.SF_CHAMBER_TIMED
+        elif self.probe_out:
+            f |= C.SF_PROBE_OUT
         return f
 
     def _log_sample(self):
@@ -726,16 +779,36 @@ class Controller:
     def _heatup(self):
         m = self.m
         self._vacuum_hysteresis()
-        if self._phase_ms() > m["heatup_timeout_s"] * 1000:
+        # heatup_timeout_s bounds the oven reaching the band (a weak or dead heater); probe_wait_s
+        # then the cell (the probe) following it: a cell lags by an hour or more under vacuum, a
+        # 2 kg cell by several
+        if self._chamber_band_ms:
+            if self.b.ticks_diff(self.now_ms, self._chamber_band_ms) > m["probe_wait_s"] * 1000:
+                self._raise_fault(C.F_HEATUP_TIMEOUT, self.probe_c_x100)
+                return
+        elif self._phase_ms() > m["heatup_timeout_s"] * 1000:
             self._raise_fault(C.F_HEATUP_TIMEOUT, self.temp_c_x100)
             return
         dev = self.temp_c_x100 - self.setpoint_c_x100
-        if not (-m["tol_c_x100"] <= dev <= m["tol_c_x100"] and self.pressure_pa <= m["vacuum_pa"]):
+        tol = m["tol_c_x100"]
+        if not self._chamber_band_ms and -tol <= dev <= tol:
+            self._chamber_band_ms = self.now_ms
+        if self._chamber_band_ms and dev > self.overshoot_c_x100:
+            self.overshoot_c_x100 = dev     # the oven's overshoot: from reaching the band on
+        if not (-tol <= dev <= tol and self.pressure_pa <= m["vacuum_pa"]):
+            self._entry_ok_ms = 0
+            self._oven_ok = 0
+            return
+        if not self._oven_ok:
+            # heatup_s: the oven's own heat-up (chamber and vacuum in spec), whatever the cell does
+            self._oven_ok = 1
+            self.heatup_s = self._phase_ms() // 1000
+        # the cell's temperature (the probe in its dummy cell) in tolerance too
+        if not (self.chamber_timed or not self.probe_out):
             self._entry_ok_ms = 0
             return
         if not self._entry_ok_ms:
             self._entry_ok_ms = self.now_ms
-            self.heatup_s = self._phase_ms() // 1000
         # the soak clock starts once the oven has stayed in spec for a minute: no start-up
         # flicker at the edge of the band is counted as soak or reported as an excursion
         if self.b.ticks_diff(self.now_ms, self._entry_ok_ms) >= _SOAK_ENTRY_HOLD_MS:
@@ -743,6 +816,8 @@ class Controller:
             self.soak_in_spec_ms = 0
             self.soak_total_ms = 0
             self.in_spec = 1
+            if self.chamber_timed and self.mode == MODE_TEST and m["chamber_timed_pass"] != "yes":
+                self._no_pass(C.NP_CHAMBER_TIMED, -1)
 
     def _soak(self):
         m = self.m
@@ -756,7 +831,8 @@ class Controller:
                 self.overshoot_c_x100 = self.temp_c_x100 - sp
         elif dev > self.soak_dev_max_c_x100:
             self.soak_dev_max_c_x100 = dev
-        ok = 1 if (self.tc_status == C.OK and dev <= m["tol_c_x100"] and self.pressure_pa <= m["vacuum_pa"]) else 0
+        ok = 1 if (self.tc_status == C.OK and dev <= m["tol_c_x100"] and self.pressure_pa <= m["vacuum_pa"]
+                   and (self.chamber_timed or not self.probe_out)) else 0
         self.soak_total_ms += _TICK_MS
         if ok:
             self.soak_in_spec_ms += _TICK_MS

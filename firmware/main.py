@@ -135,7 +135,8 @@ class Session:
             c = self.plan.new_controller(app.MODE_BLANK, None, None)
         else:
             m = self.plan.method
-            run_s = m["soak_max_total_s"] + m["heatup_timeout_s"] + m["cooldown_timeout_s"] + 7200
+            run_s = (m["soak_max_total_s"] + m["heatup_timeout_s"] + m.get("probe_wait_s", 0)
+                     + m["cooldown_timeout_s"] + 7200)
             if self._check_space and not runlog.space_ok(self.runs_dir, run_s, self.plan.n_cells,
                                                          statvfs=os.statvfs):
                 self.error = "not enough flash for the run log"

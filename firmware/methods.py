@@ -30,6 +30,7 @@ _INT_FIELDS = (
     ("stable_drift_permille", 10, 1, 1000, "stable: drift <= this share of the allowed loss per minute, 0.1 %/min"),
     ("blank_max_runs", 20, 1, 1000, "a blank (drift) fit is valid for this many test runs"),
     ("zero_return_max_permille", 100, 1, 1000, "blank run zero-return bound, share of the allowed loss, 0.1 %"),
+    ("probe_wait_s", 28800, 600, 86400, "longest wait, once the chamber is in the band, for the reference probe (the cell) to reach it, s"),
 )
 
 _CHOICES = (

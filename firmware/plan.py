@@ -328,7 +328,8 @@ class Plan:
         return {"run_id": run_id, "fw_version": app.FW_VERSION, "board": self.board.name, "mode": "test",
                 "method": self.method, "cells": self.cells,
                 "calibration": {"counts_per_g": self.counts_per_g, "span": "config", "blank": blank_fit},
-                "audit": self.audit_header(run_id)}
+                "audit": self.audit_header(run_id),
+                "probe": getattr(self.board, "probe", None) is not None}
 
 
 def _refresher(board):

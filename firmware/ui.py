@@ -36,6 +36,7 @@ FAULTS = {
     C.F_HEATUP_TIMEOUT: ("HEAT TMO", "setpoint not reached: check heater and door"),
     C.F_COOLDOWN_TIMEOUT: ("COOL TMO", "oven too slow to cool: check the oven"),
     C.F_INTERRUPTED: ("POWERCUT", "power lost or reset mid-run: restart the test"),
+    C.F_PROBE: ("PROBE", "check the probe in the dummy cell"),
 }
 
 

@@ -133,7 +133,7 @@ def run_scenario(scn, progress_s=0, want_log=False, emit=None, blank_fit=None, s
         header = {"run_id": "sim-%d" % scn["seed"], "fw_version": app.FW_VERSION, "board": "sim",
                   "mode": "test", "method": method, "cells": ["cell-%d" % (i + 1) for i in range(bench.n_cells)],
                   "calibration": {"counts_per_g": board.counts_per_g, "span": "nominal", "blank": blank_fit},
-                  "scenario_seed": scn["seed"]}
+                  "scenario_seed": scn["seed"], "probe": board.probe is not None}
         log.open("run.log", header, opener=lambda p, m: mem)
     c = app.Controller(board, method, mode=app.MODE_TEST, blank=blank_fit, log=log, counts_per_g=board.counts_per_g)
     tracker = _Tracker(bench, board, faults, progress_s, emit)
@@ -157,6 +157,7 @@ def run_scenario(scn, progress_s=0, want_log=False, emit=None, blank_fit=None, s
                       "loss_pct_x100": r.loss_pct_x100 if r is not None else None,
                       "flags": r.flags if r is not None else 0,
                       "true_loss_ppm": bench.true_loss_ppm(i),
+                      "method_loss_ppm": bench.method_loss_ppm(i, method),
                       "leak_visible": c.leak[i], "early_fail": c.early_fail[i],
                       "m0_g": bench.initial_mass_g(i)})
     out.update({

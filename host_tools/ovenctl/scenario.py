@@ -2,7 +2,7 @@
 
 `load_scenario(path)` reads a JSON file and returns `normalize(obj)`: a new dict with every key
 present (defaults filled in at every nesting level).  Any problem raises `ScenarioError` whose
-message names the key path, e.g. ``cells[0].mass_g: 900.0 is out of range 0.1..500``.
+message names the key path, e.g. ``cells[0].mass_g: 9000.0 is out of range 0.1..2000``.
 The schema, units and ranges are documented in docs/SCENARIO.md.
 """
 import copy
@@ -11,12 +11,13 @@ import math
 
 METHODS = ("gb-2026", "tcsae-434-2025")
 FAULT_KINDS = ("thermocouple_open", "thermocouple_short", "heater_stuck_on", "heater_dead",
-               "vacuum_leak", "loadcell_disconnect", "loadcell_glitches")
+               "vacuum_leak", "loadcell_disconnect", "loadcell_glitches", "probe_open")
 LOADCELL_FAULT_KINDS = ("loadcell_disconnect", "loadcell_glitches")
 MAX_CELLS = 4
 MAX_FAULTS = 64
 SEED_MAX = 2 ** 32 - 1
 DENSITY_RANGE_G_CM3 = (0.5, 10.0)   # mass_g / volume_cm3 of a cell
+PAN_MASS_G = 20.0                   # the sim's weighing pan (boards/sim/model.py), always on the load cell
 
 
 class ScenarioError(ValueError):
@@ -124,9 +125,9 @@ _REQUIRED = object()
 # key -> (validator, default); a default of _REQUIRED makes the key mandatory.  Defaults go through
 # their validator too, so a nested default such as {} comes out complete.
 CELL_FIELDS = {
-    "mass_g": (_number(0.1, 500.0), 45.0),
-    "volume_cm3": (_number(0.01, 500.0), 16.5),
-    "volatile_g": (_number(0.0, 500.0), 0.10),
+    "mass_g": (_number(0.1, 2000.0), 45.0),
+    "volume_cm3": (_number(0.01, 2000.0), 16.5),
+    "volatile_g": (_number(0.0, 2000.0), 0.10),
     "evap_tau_min": (_number(0.1, 1e6), 40.0),
     "leak_visible": (_boolean, False),
 }
@@ -142,6 +143,11 @@ OVEN_FIELDS = {
 }
 VACUUM_FIELDS = {
     "leak_kpa_per_min": (_number(0.0, 100.0), 0.05),
+}
+# the reference probe's dummy cell; null (the default) means "like cells[0]"
+PROBE_CELL_FIELDS = {
+    "mass_g": (_number(0.1, 2000.0), _REQUIRED),
+    "volume_cm3": (_number(0.01, 2000.0), _REQUIRED),
 }
 FAULT_FIELDS = {
     "kind": (_fault_kind, _REQUIRED),
@@ -198,6 +204,8 @@ TOP_FIELDS = {
     "oven": (_object(OVEN_FIELDS), {}),
     "vacuum": (_object(VACUUM_FIELDS), {}),
     "blank_run": (_boolean, True),
+    "probe": (_boolean, True),
+    "probe_cell": (_nullable(_object(PROBE_CELL_FIELDS)), None),
     "faults": (_array(_object(FAULT_FIELDS), 0, MAX_FAULTS), []),
 }
 
@@ -217,6 +225,23 @@ def normalize(obj):
         if not (lo <= density <= hi):
             raise ScenarioError("cells[%d].volume_cm3: %s cm3 for %s g is a density of %.3g g/cm3, "
                                 "outside %s..%s" % (i, _fmt(c["volume_cm3"]), _fmt(c["mass_g"]),
+                                                    density, _fmt(lo), _fmt(hi)))
+    cap = out["load_cell"]["capacity_g"]
+    for i, c in enumerate(out["cells"]):
+        # the cell and the pan within the load cell's rated capacity (the HX711's 24-bit range
+        # spans about twice that, so nothing rails below it)
+        if c["mass_g"] + PAN_MASS_G > cap:
+            raise ScenarioError("cells[%d].mass_g: %s g with the %s g pan exceeds load_cell.capacity_g %s g"
+                                % (i, _fmt(c["mass_g"]), _fmt(PAN_MASS_G), _fmt(cap)))
+    pc = out["probe_cell"]
+    if pc is None:
+        # the dummy cell defaults to the first cell's size: it then lags as that cell does
+        out["probe_cell"] = {"mass_g": out["cells"][0]["mass_g"], "volume_cm3": out["cells"][0]["volume_cm3"]}
+    else:
+        density = pc["mass_g"] / pc["volume_cm3"]
+        if not (lo <= density <= hi):
+            raise ScenarioError("probe_cell.volume_cm3: %s cm3 for %s g is a density of %.3g g/cm3, "
+                                "outside %s..%s" % (_fmt(pc["volume_cm3"]), _fmt(pc["mass_g"]),
                                                     density, _fmt(lo), _fmt(hi)))
     n = len(out["cells"])
     for i, f in enumerate(out["faults"]):

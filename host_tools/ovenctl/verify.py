@@ -116,8 +116,8 @@ EVENT_NAMES = {E_PHASE: "PHASE", E_EXC_START: "EXCURSION_START", E_EXC_END: "EXC
                E_WEIGH_RETRY: "WEIGH_RETRY", E_LC_GLITCH: "LC_GLITCH", E_INVALID: "INVALID",
                E_SOAK_DONE: "SOAK_DONE", E_VAC_EXCURSION: "VAC_EXCURSION", E_RESUMED: "RESUMED",
                E_INTERRUPTED: "INTERRUPTED"}
-E_NO_PASS, E_SETTLE = 114, 117
-EVENT_NAMES.update({E_NO_PASS: "NO_PASS", E_SETTLE: "SETTLE"})
+E_SETTLE = 117                 # load-cell settling before m0: a = settle s (the budget's creep input)
+EVENT_NAMES[E_SETTLE] = "SETTLE"
 # reasons a cell cannot PASS (E_NO_PASS a; the VERDICT record's "no_pass" names)
 NO_PASS_NAMES = ("", "CHAMBER_TIMED", "NO_BLANK", "BLANK_FAILED", "BLANK_OLD", "ZERO_RETURN", "LC_TEMP",
                  "SOAK_CUT", "NO_CHECK")
@@ -143,11 +143,18 @@ REASON_TEXT = {1: "no trustworthy clock (no RTC or no rtc_start_s): the outage c
                9: "an older unfinished run (only the newest one may resume)"}
 DEFAULT_GRACE_S, DEFAULT_RESUME_MAX = 120, 3
 # informational events: nothing else in the log refers to them, only the sequence numbers protect them
-INFO_EVENTS = (E_LC_FAULT, E_WEIGH_RETRY, E_LC_GLITCH, E_VAC_EXCURSION)
+E_PROBE_TEMP = 113             # the reference probe's reading (a c_x100 or -32768, b status)
+EVENT_NAMES[E_PROBE_TEMP] = "PROBE_TEMP"
+E_NO_PASS = 114                # a reason a cell cannot PASS: a = NP_* reason, b = cell (-1 every cell)
+NP_CHAMBER_TIMED = 1
+EVENT_NAMES[E_NO_PASS] = "NO_PASS"
+INFO_EVENTS = (E_LC_FAULT, E_WEIGH_RETRY, E_LC_GLITCH, E_VAC_EXCURSION, E_PROBE_TEMP)
 SF_IN_SPEC = 1
 SF_TC_BAD = 16
+SF_PROBE_OUT = 256             # the reference probe fitted and out of tolerance (or unread) that second
+SF_CHAMBER_TIMED = 512         # no reference probe: the soak was timed on the chamber
 SF_NAMES = ((1, "IN_SPEC"), (2, "HEATER"), (4, "PUMP"), (8, "VENT"), (16, "TC_BAD"), (32, "P_BAD"),
-            (64, "FAULT"), (128, "EXCURSION"))
+            (64, "FAULT"), (128, "EXCURSION"), (256, "PROBE_OUT"), (512, "CHAMBER_TIMED"))
 
 SEVERITY = {"PASS": 1, "INCONCLUSIVE": 2, "FAIL": 3, "INVALID": 4, "ABORTED": 5}
 CELL_FIELDS = ("verdict", "loss_ppm", "loss_pct_x100", "u_ppm", "u_pct_x100", "flags", "limit_ppm",
@@ -640,7 +647,7 @@ def verify_log(log, path=None):
     if samples_intact:
         _check_samples_vs_events(ctx, log, by_t, phase_ev)
     if method:
-        _check_in_spec(ctx, log, hdr.get("method"))
+        _check_in_spec(ctx, log, hdr.get("method"), hdr.get("probe"))
     soak_in = sum(1 for s in log.samples if s["phase"] == PH_SOAK and s["flags"] & SF_IN_SPEC)
     soak_tot = sum(1 for s in log.samples if s["phase"] == PH_SOAK)
     done_ev = [e for e in ev if e["code"] == E_SOAK_DONE]
@@ -1235,15 +1242,46 @@ def _check_power_cuts(ctx, log, hdr, samples_intact):
     return out
 
 
-def _check_in_spec(ctx, log, m):
+def _check_in_spec(ctx, log, m, probe=None):
     """The IN_SPEC flag of every SOAK sample recomputed from that sample: thermocouple good, |T - setpoint|
-    within the method's tolerance and the pressure at or below its vacuum level."""
+    within the method's tolerance, the pressure at or below its vacuum level and the reference probe (the
+    cell's temperature) not out of tolerance. The header's "probe" (absent in logs older than the probe)
+    must agree with the samples: false = every sample CHAMBER_TIMED, true = none."""
+    if probe is not None:
+        if not isinstance(probe, bool):
+            ctx.inconsistent("header probe is %r, not true or false" % (probe,))
+        else:
+            want = 0 if probe else SF_CHAMBER_TIMED
+            wrong = [s for s in log.samples if s["flags"] & SF_CHAMBER_TIMED != want]
+            if wrong:
+                ctx.inconsistent("header says probe %s, but %d samples %s the CHAMBER_TIMED flag (first at %d s)"
+                                 % ("true" if probe else "false", len(wrong), "carry" if probe else "lack",
+                                    wrong[0]["t_s"]))
+        if probe is False:
+            out = [s for s in log.samples if s["flags"] & SF_PROBE_OUT]
+            if out:
+                ctx.inconsistent("header says no probe, but %d samples carry PROBE_OUT (first at %d s)"
+                                 % (len(out), out[0]["t_s"]))
+        # a chamber-timed test soak bars every cell's PASS (NO_PASS CHAMBER_TIMED at the soak's start)
+        # unless the method allows it; a run with a probe has no such reason
+        ct = [e for e in log.events if e["code"] == E_NO_PASS and e["a"] == NP_CHAMBER_TIMED]
+        soaked = any(s["phase"] == PH_SOAK for s in log.samples)
+        want = (probe is False and soaked and log.header.get("mode", "test") == "test"
+                and m.get("chamber_timed_pass", "no") != "yes")
+        if want and not any(e["b"] == -1 for e in ct):
+            ctx.inconsistent("chamber-timed soak (header probe false) without a NO_PASS CHAMBER_TIMED event "
+                             "for every cell")
+        elif ct and not want:
+            e = ct[0]
+            ctx.inconsistent("NO_PASS CHAMBER_TIMED event, but the run %s" % (
+                "had a reference probe" if probe else "allowed a chamber-timed PASS or never soaked"),
+                offset=e["offset"], seq=e["seq"])
     sp, tol, vac = m.get("setpoint_c_x100"), m.get("tol_c_x100"), m.get("vacuum_pa")
     if not (_is_int(sp) and _is_int(tol) and _is_int(vac)):
         return
     bad = [s for s in log.samples if s["phase"] == PH_SOAK and
            bool(s["flags"] & SF_IN_SPEC) != (not s["flags"] & SF_TC_BAD and abs(s["temp_c_x100"] - sp) <= tol
-                                             and s["pressure_pa"] <= vac)]
+                                             and s["pressure_pa"] <= vac and not s["flags"] & SF_PROBE_OUT)]
     if bad:
         s = bad[0]
         ctx.inconsistent("%d SOAK samples carry an IN_SPEC flag that their temperature and pressure contradict "

@@ -82,13 +82,25 @@ def section_accuracy():
     return summary
 
 
+def section_decision():
+    """Issue 10: cells near each method's limit (2 g .. 2 kg, fast and slow volatiles, with and
+    without the reference probe and the blank run) judged against Bench.method_loss_ppm."""
+    from ovenctl import sweep
+    rows, summary = sweep.decision_sweep()
+    os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
+    with open(os.path.join(ROOT, "build", "decision-sweep.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    return summary
+
+
 def section_pull():
     """A finished 6-hour run log pulled from the virtual device: ovenctl pull vs mpremote fs cp."""
     from ovenctl.bench_link import bench_pull
     return bench_pull()
 
 
-SECTIONS = {"core": section_core, "sim": section_sim, "accuracy": section_accuracy, "pull": section_pull}
+SECTIONS = {"core": section_core, "sim": section_sim, "accuracy": section_accuracy, "decision": section_decision,
+            "pull": section_pull}
 
 
 def main():

@@ -96,12 +96,17 @@ class FakeBoard:
     name = "fake"
     n_cells = 2
 
-    def __init__(self):
+    def __init__(self, probe=False):
         from max31855 import MAX31855
         from pressure import PressureTransducer
         self.spi = _Spi()
         self.spi.set_c(11975)
         self.tc = MAX31855(self.spi, _Pin())
+        if probe:
+            # the reference probe in a dummy cell: a second MAX31855 (its own chip select)
+            self.pspi = _Spi()
+            self.pspi.set_c(11950)
+            self.probe = MAX31855(self.pspi, _Pin())
         self.adc = _Adc()
         self.pressure = PressureTransducer(self.adc, 6554, 6554 + 52428, span_pa=110000)
         self.lc_temp = _Val(3000)
@@ -150,13 +155,13 @@ def _blank():
     return [ch, ch]
 
 
-def _soaking_controller(key=None, f=None):
-    b = FakeBoard()
-    m = methods.validate("gb-2026")
+def _soaking_controller(key=None, f=None, probe=False, method="gb-2026", cal=None):
+    b = FakeBoard(probe)
+    m = methods.validate(method)
     f = _File() if f is None else f
     log = runlog.RunLog(2, key=key)
     log.open("x", {"run": "t"}, opener=lambda p, mode: f)
-    c = app.Controller(b, m, blank=_blank(), log=log, counts_per_g=20972)
+    c = app.Controller(b, m, blank=_blank(), log=log, counts_per_g=20972, cal=cal)
     c.start()
     for i in range(2):
         c._ref_zero[i] = 50000
@@ -334,3 +339,141 @@ def test_chain_matches_hmac_sha256():
     except ImportError:
         return                                  # MicroPython: no hmac module
     assert hmac.new(_KEY, bytes(32) + b"abc" * 50, hashlib.sha256).hexdigest() == h1
+
+
+# ---- the reference probe (a thermocouple in a dummy cell): the soak is timed on the cell
+
+
+def test_probe_tick_allocates_nothing():
+    import micropython
+    b, c, f = _soaking_controller(_KEY, _KeepFile(), probe=True)
+    assert c.chamber_timed == 0 and c.probe_out == 0 and c.probe_c_x100 == 11950
+    n_ev = len(c.events)
+    seq0 = c.log._seq
+    ok = 0
+    micropython.heap_lock()
+    try:
+        for _ in range(600):
+            c.step()
+        ok = 1
+    finally:
+        micropython.heap_unlock()
+    assert ok
+    assert c.phase == app.PH_SOAK and c.in_spec == 1 and len(c.events) == n_ev
+    assert c.soak_in_spec_ms >= 600000
+    # E_PROBE_TEMP once a minute went straight into the log (records beyond the sample blocks)
+    assert c.b.ticks_diff(c.now_ms, c._probe_ev_ms) < 60000
+    assert c.log._seq - seq0 >= 600 // 60 + 600 // 10
+
+
+def _heating_controller(probe=True, method="gb-2026", cal=None, chamber=12000, probe_c=11000):
+    b = FakeBoard(probe)
+    b.spi.set_c(chamber)
+    if probe:
+        b.pspi.set_c(probe_c)
+    b.adc.u16 = 6554 + 52428 * 3000 // 110000
+    c = app.Controller(b, methods.validate(method), blank=_blank(), counts_per_g=20972, cal=cal)
+    c.start()
+    for i in range(2):
+        c._ref_zero[i] = 50000
+        c._c0[i] = 900000
+        c._d_div[i] = 900
+    c._enter(app.PH_HEATUP)
+    c.setpoint_c_x100 = 12000
+    return b, c
+
+
+def _flags_seen(c, n):
+    out = []
+    for _ in range(n):
+        c.step()
+        out.append(c._flags())
+    return out
+
+
+def test_probe_lagging_the_chamber_delays_the_soak_clock():
+    b, c = _heating_controller(probe_c=11000)
+    fl = _flags_seen(c, 300)                        # chamber in band, the cell 10 degC below
+    assert c.phase == app.PH_HEATUP
+    assert all(x & C.SF_PROBE_OUT and not x & C.SF_CHAMBER_TIMED for x in fl)
+    b.pspi.set_c(11850)                             # the cell reaches the band: 60 s hold, then SOAK
+    _flags_seen(c, 59)
+    assert c.phase == app.PH_HEATUP
+    fl = _flags_seen(c, 3)
+    assert c.phase == app.PH_SOAK and not fl[-1] & C.SF_PROBE_OUT
+    assert c.no_pass == [[], []]                    # timed on the cell: nothing bars a PASS
+    t_in = c.soak_in_spec_ms
+    # the probe's deviation alone is an excursion: no soak time while it lasts
+    b.pspi.set_c(11775)
+    fl = _flags_seen(c, 30)
+    assert c.in_spec == 0 and c.soak_in_spec_ms == t_in + 0
+    assert all(x & C.SF_PROBE_OUT and not x & C.SF_IN_SPEC for x in fl)
+    b.pspi.set_c(11900)
+    _flags_seen(c, 10)
+    assert c.in_spec == 1 and c.soak_in_spec_ms == t_in + 10000
+    codes = [e[1] for e in c.events]
+    assert C.E_EXCURSION_START in codes and C.E_EXCURSION_END in codes
+    # every change of the probe's tolerance state is an E_PROBE_TEMP event with its reading
+    pt = [e for e in c.events if e[1] == C.E_PROBE_TEMP]
+    assert [e[2] for e in pt] == [11850, 11775, 11900] and pt[-1][3] == C.OK
+    # an unread probe counts as out of tolerance, with -32768 in its event
+    b.pspi.set_c(0, fault_bits=1)
+    fl = _flags_seen(c, 5)
+    assert c.probe_status == C.ST_TC_OPEN and c.in_spec == 0 and fl[-1] & C.SF_PROBE_OUT
+    e = [e for e in c.events if e[1] == C.E_PROBE_TEMP][-1]
+    assert e[2] == -32768 and e[3] == C.ST_TC_OPEN
+    assert c.phase == app.PH_SOAK                   # not a fault by itself: the soak waits
+
+
+def test_run_without_a_probe_is_chamber_timed():
+    for method, barred in (("gb-2026", True), ({"base": "gb-2026", "chamber_timed_pass": "yes"}, False)):
+        b, c = _heating_controller(probe=False, method=method)
+        assert c.chamber_timed == 1
+        fl = _flags_seen(c, 62)
+        assert c.phase == app.PH_SOAK
+        assert all(x & C.SF_CHAMBER_TIMED and not x & C.SF_PROBE_OUT for x in fl)
+        if barred:
+            assert c.no_pass == [[C.NP_CHAMBER_TIMED], [C.NP_CHAMBER_TIMED]]
+            assert [e[2:] for e in c.events if e[1] == C.E_NO_PASS] == [[C.NP_CHAMBER_TIMED, -1]]
+        else:
+            assert c.no_pass == [[], []]
+        assert not [e for e in c.events if e[1] == C.E_PROBE_TEMP]
+
+
+def test_probe_overtemperature_is_a_fault():
+    b, c = _heating_controller(probe_c=11900)
+    _flags_seen(c, 5)
+    b.pspi.set_c(13600)
+    c.step()
+    assert c.phase == app.PH_ABORTED and c.fault == C.F_TEMP_MAX and b.duty == 0
+
+
+def test_heatup_timeout_for_the_chamber_then_probe_wait_for_the_cell():
+    m = {"base": "gb-2026", "heatup_timeout_s": 300, "probe_wait_s": 600}
+    # 116 degC: outside the tolerance, inside the guard's hysteresis (no heating-gain check)
+    b, c = _heating_controller(method=m, chamber=11600, probe_c=5000)
+    _flags_seen(c, 290)
+    b.spi.set_c(12000)                              # the oven reaches the band at 290 s
+    _flags_seen(c, 600)
+    assert c.phase == app.PH_HEATUP                 # 890 s: the cell has its own 600 s
+    _flags_seen(c, 5)
+    assert c.phase == app.PH_ABORTED and c.fault == C.F_HEATUP_TIMEOUT
+    assert c.events[-2][2] == 5000                  # the fault's value: the probe's reading
+    b, c = _heating_controller(method=m, chamber=11600, probe_c=11900)
+    _flags_seen(c, 299)
+    assert c.phase == app.PH_HEATUP
+    _flags_seen(c, 3)
+    assert c.phase == app.PH_ABORTED and c.fault == C.F_HEATUP_TIMEOUT
+
+
+def test_thermocouple_offsets_are_added_to_the_readings():
+    cal = app._default_cal(2, 20972)
+    cal["tc_offset_c_x100"] = {"chamber": -150, "probe": 75}
+    b, c = _heating_controller(cal=cal, chamber=12000, probe_c=11800)
+    c.step()
+    assert c.temp_c_x100 == 11850 and c.probe_c_x100 == 11875
+    # the PID and the guards see the corrected chamber: 134.00 raw + 1.50 is over the cutoff
+    cal["tc_offset_c_x100"] = {"chamber": 150, "probe": 0}
+    b, c = _heating_controller(cal=cal, chamber=13400, probe_c=11800)
+    c.step()
+    assert c.fault == C.F_TEMP_MAX

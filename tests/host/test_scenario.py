@@ -20,6 +20,8 @@ DEFAULTS = {
     "oven": {"heater_w": 400.0, "heat_capacity_j_per_c": 4000.0, "loss_w_per_c": 2.0},
     "vacuum": {"leak_kpa_per_min": 0.05},
     "blank_run": True,
+    "probe": True,
+    "probe_cell": {"mass_g": 45.0, "volume_cm3": 16.5},
     "faults": [],
 }
 
@@ -85,7 +87,7 @@ def test_faults_with_channel_and_model_accepts_them():
     ({"seed": "1"}, "seed: expected an integer, got string '1'"),
     ({"seed": True}, "seed: expected an integer, got boolean True"),
     ({"seed": 1, "colour": "red"}, "colour: unknown key"),
-    ({"seed": 1, "cells": [{"mass_g": 900.0}]}, "cells[0].mass_g: 900.0 is out of range 0.1..500"),
+    ({"seed": 1, "cells": [{"mass_g": 9000.0}]}, "cells[0].mass_g: 9000.0 is out of range 0.1..2000"),
     ({"seed": 1, "cells": [{}, {"weight": 1}]}, "cells[1].weight: unknown key (allowed: mass_g,"),
     ({"seed": 1, "cells": [{}, {"leak_visible": 1}]}, "cells[1].leak_visible: expected true or false"),
     ({"seed": 1, "cells": [{}, {"volatile_g": 50.0}]}, "cells[1].volatile_g: 50.0 exceeds mass_g 45.0"),
@@ -172,12 +174,12 @@ _cell_rest = {"volatile_g": st.floats(0.0, 5.0), "evap_tau_min": st.floats(0.1, 
 _cell = st.one_of(
     st.fixed_dictionaries({}, optional=dict(_cell_rest, mass_g=st.floats(10.0, 160.0))),
     st.builds(lambda v, d, rest: dict(rest, volume_cm3=v, mass_g=v * d),
-              st.floats(10.0, 100.0), st.floats(1.0, 4.9), st.fixed_dictionaries({}, optional=_cell_rest)),
+              st.floats(10.0, 36.0), st.floats(1.0, 4.9), st.fixed_dictionaries({}, optional=_cell_rest)),
 )
 _scenario = st.fixed_dictionaries({"seed": st.integers(0, 2 ** 32 - 1)}, optional={
     "ambient_c": st.floats(0.0, 45.0),
     "cells": st.lists(_cell, min_size=1, max_size=4),
-    "load_cell": st.fixed_dictionaries({}, optional={"capacity_g": st.floats(1.0, 10000.0),
+    "load_cell": st.fixed_dictionaries({}, optional={"capacity_g": st.floats(200.0, 10000.0),
                                                      "noise_counts_rms": st.integers(0, 1000)}),
     "oven": st.fixed_dictionaries({}, optional={"heater_w": st.floats(1.0, 10000.0)}),
     "blank_run": st.booleans(),

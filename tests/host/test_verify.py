@@ -29,9 +29,10 @@ SCENARIOS = {
     "pass": {"seed": 1},
     "fail_leak": {"seed": 3, "cells": [{"mass_g": 30, "volatile_g": 0.5},
                                        {"mass_g": 60, "volatile_g": 0.05, "leak_visible": True}]},
-    # a thermocouple opens 2 min into the soak: ABORTED. Short (a 2 kW heater, no blank/drift run) so
-    # that the simulation and the dense tamper test are fast; covers the no-drift-correction path too
-    "aborted": {"seed": 5, "blank_run": False, "oven": {"heater_w": 2000},
+    # a thermocouple opens 2 min into the soak: ABORTED. Short (a 2 kW heater, no blank/drift run, no
+    # reference probe: the soak is timed on the chamber) so that the simulation and the dense tamper
+    # test are fast; covers the no-drift-correction and chamber-timed paths too
+    "aborted": {"seed": 5, "blank_run": False, "probe": False, "oven": {"heater_w": 2000},
                 "faults": [{"at_s": 800, "kind": "thermocouple_open", "duration_s": 30}]},
 }
 _lock = threading.Lock()

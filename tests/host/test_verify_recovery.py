@@ -23,7 +23,9 @@ from ovenctl.logfile import read_log  # noqa: E402
 from test_verify import SCENARIOS, _uv, _zz, frames, rebuild  # noqa: E402
 
 LOG = RUNS + "/sim-0001.log"
-QUICK = {"seed": 5, "blank_run": False, "method": {"soak_s": 600, "soak_max_total_s": 1200, "blank_soak_s": 0}}
+# chamber-timed (no reference probe), so that the soak starts at a known tick soon after the heat-up
+QUICK = {"seed": 5, "blank_run": False, "probe": False,
+         "method": {"soak_s": 600, "soak_max_total_s": 1200, "blank_soak_s": 0}}
 SOAK_AT = 2000          # ticks: the quick run is in its soak from tick 1762 to 2362
 
 
@@ -162,10 +164,13 @@ def test_resumed_run_is_consistent(logs, tmp_path, capsys):
     log = read_log(data)
     res = verify.verify_log(log)
     assert res["exit_code"] == 0 and res["findings"] == [], res["findings"]     # no "unknown event" warning
-    # a quick run without a blank run (no drift correction) and without a check-weight history cannot
-    # PASS (docs/UNCERTAINTY.md section 4): INCONCLUSIVE for those reasons only
+    # a quick chamber-timed run without a blank run (no drift correction) and without a check-weight
+    # history cannot PASS (docs/UNCERTAINTY.md section 4): INCONCLUSIVE for those reasons only. The
+    # CHAMBER_TIMED reason was logged before the power cuts: the resumed run kept it
     assert res["overall"]["recomputed"] == res["overall"]["device"] == "INCONCLUSIVE"
-    assert log.verdict["cells"][0]["no_pass"] == ["NO_BLANK", "NO_CHECK"]
+    assert log.verdict["cells"][0]["no_pass"] == ["CHAMBER_TIMED", "NO_BLANK", "NO_CHECK"]
+    t_cut = [e["t_ms"] for e in log.events if e["code"] == verify.E_RESUMED][0]
+    assert [e["t_ms"] < t_cut for e in log.events if e["code"] == verify.E_NO_PASS][0]
     c = log.verdict["cells"][0]
     assert c["loss_ppm"] + c["u_ppm"] <= c["limit_ppm"]        # the guarded rule alone would PASS it
     pc = res["power_cuts"]
