@@ -10,6 +10,7 @@ from array import array
 
 import codes as C
 import verdict as V
+import budget
 from fixedpt import div_half_even
 import drift
 from weigh import Window, W_STABLE, W_ERR_TIMEOUT, STATE_NAMES
@@ -600,6 +601,11 @@ class Controller:
         self.lc_temp_c_x100 = st.last_lc_temp
         self.pressure_pa = st.last_pressure
         self._vac_exc = st.vac_exc
+        # reasons logged before the power cut still bar a PASS (not logged again)
+        for reason, cell in st.no_pass:
+            for i in range(self.n):
+                if (cell < 0 or cell == i) and reason not in self.no_pass[i]:
+                    self.no_pass[i].append(reason)
         # device counting (see _soak): the entry tick is logged under SOAK but not counted
         self.soak_in_spec_ms = (st.soak_in - 1) * 1000 if st.soak_in > 0 else 0
         self.soak_total_ms = (st.soak_n - 1) * 1000 if st.soak_n > 0 else 0
@@ -952,14 +958,16 @@ class Controller:
         elif self.soak_total_ms > m["soak_max_total_s"] * 1000:
             self._set_invalid(C.F_SOAK_MAX_TIME)
             self._start_cooldown()
-        elif self.m["early_fail"] == "stop" and self._any_early_fail():
+        elif self.m["early_fail"] == "stop" and self._all_early_fail():
+            # one cell's early FAIL does not cut the others' soak: the soak ends early only when
+            # every cell has failed early (the cells then get NP_SOAK_CUT at the verdict)
             self._start_cooldown()
 
-    def _any_early_fail(self):
+    def _all_early_fail(self):
         for i in range(self.n):
-            if self.early_fail[i]:
-                return 1
-        return 0
+            if not self.early_fail[i]:
+                return 0
+        return 1
 
     def _start_cooldown(self):
         self.in_spec = 0
@@ -1030,29 +1038,88 @@ class Controller:
         self._enter(PH_DONE)
 
     def _corrected(self, kind, i):
+        # the drift correction of the mean only: the fit's uncertainty is the budget's drift term,
+        # where the three corrections (one k) are correlated (budget.compute)
         r, acc, cnt = self.readings[(kind, i)]
         if self.blank is None:
             return r
         cn, cd, vn, vd = drift.correction(self.blank[i], acc, cnt)
-        return V.corrected(r, cn, cd, vn, vd)
+        return V.corrected(r, cn, cd)
+
+    def _lct(self, kind, i):
+        _r, acc, cnt = self.readings[(kind, i)]
+        return div_half_even(acc, cnt)
+
+    def _budget_inputs(self, i):
+        ch = self.cal["channels"][i]
+        zr = 0
+        if self.blank is not None:
+            zr = self.blank[i].get("zero_return_counts", 0)
+        # settle_s_actual: from the cells being loaded (START) to the start of the m0 window; without
+        # a settling wait the m0 window starts when START is pressed
+        settle = getattr(self, "settle_s_actual", 0)
+        return budget.inputs(ch, self.cal.get("check"), self._lct(3, i) - self._lct(2, i), settle, zr,
+                             self.m["u_sys_ppm"], self.m["limit_ppm"])
+
+    def _verdict_no_pass(self, bud):
+        """The reasons found at the verdict why cells cannot PASS (docs/UNCERTAINTY.md): drift
+        correction (a valid blank fit), repeatability (a check-weight history), the full soak."""
+        m = self.m
+        if self.blank is None:
+            self._no_pass(C.NP_NO_BLANK, -1)
+        else:
+            for i in range(self.n):
+                ch = self.blank[i]
+                if ch.get("failed") or ch.get("error"):
+                    self._no_pass(C.NP_BLANK_FAILED, i)
+                # runs_used: test runs that used this fit before this one (plan.py counts them)
+                if ch.get("runs_used", 0) >= m["blank_max_runs"]:
+                    self._no_pass(C.NP_BLANK_OLD, i)
+                zr = ch.get("zero_return_counts")
+                b = bud[i]
+                if zr is None:
+                    self._no_pass(C.NP_ZERO_RETURN, i)      # a fit without the figure: not checkable
+                elif b is not None:
+                    # |zr| / cpg (g) > permille/1000 * limit/1e6 * m0 (g), in integers
+                    if zr < 0:
+                        zr = -zr
+                    cpg = b["inputs"]["counts_per_g"]
+                    if zr * 1000000000000000 > m["zero_return_max_permille"] * m["limit_ppm"] * b["m0_ug"] * cpg:
+                        self._no_pass(C.NP_ZERO_RETURN, i)
+        for i in range(self.n):
+            if bud[i] is not None and not budget.rep_known(bud[i]["inputs"]):
+                self._no_pass(C.NP_NO_CHECK, i)
+        if self.soak_in_spec_ms < m["soak_s"] * 1000 and not self.invalid:
+            # the soak ended early (early_fail "stop" once every cell had failed early)
+            self._no_pass(C.NP_SOAK_CUT, -1)
 
     def _compute_verdict(self):
         verdicts = []
-        soak_cut = self.soak_in_spec_ms < self.m["soak_s"] * 1000
+        buds = [None] * self.n
+        res_l = [None] * self.n
         for i in range(self.n):
             z = self._corrected(1, i)
             a = self._corrected(2, i)
             bb = self._corrected(3, i)
             try:
-                res = V.evaluate(z, a, bb, self.m, self.leak[i])
-            except V.VerdictError:
+                vk = None
+                if self.blank is not None:
+                    vk = (self.blank[i]["var_k_num"], self.blank[i]["var_k_den"])
+                bud = budget.compute(z, a, bb, self._lct(1, i), self._lct(2, i), self._lct(3, i), vk,
+                                     self._budget_inputs(i))
+                res = V.evaluate(z, a, bb, self.m, self.leak[i], bud["U_ppm"])
+                res.budget = bud
+                buds[i] = bud
+            except (V.VerdictError, budget.BudgetError):
                 res = V.Result()
                 res.verdict = V.V_INVALID
+            res_l[i] = res
+        self._verdict_no_pass(buds)
+        for i in range(self.n):
+            res = res_l[i]
             if self.invalid:
                 res.verdict = V.V_INVALID
-            elif soak_cut and res.verdict != V.V_FAIL:
-                # an early FAIL (method early_fail "stop") ended the soak for every cell: without
-                # the full soak no cell can PASS
+            elif self.no_pass[i] and res.verdict == V.V_PASS:
                 res.verdict = V.V_INCONCLUSIVE
             self.results[i] = res
             verdicts.append(res.verdict)
@@ -1066,6 +1133,9 @@ class Controller:
             d["cell"] = i
             d["leak_visible"] = self.leak[i]
             d["early_fail"] = self.early_fail[i]
+            if r is not None and r.budget is not None:
+                d["budget"] = r.budget
+            d["no_pass"] = [C.NO_PASS_NAMES[x] for x in self.no_pass[i]]
             cells.append(d)
         return {"verdict": V.VERDICT_NAMES[self.final_verdict()], "cells": cells, "method": self.m["name"],
                 "fault": self.fault, "invalid": self.invalid,

@@ -326,9 +326,22 @@ class Screen:
         self.text("loss " + ui.pct(r.loss_pct_x100), 0, y)
         self.text("U " + ui.pct(r.u_pct_x100), 0, y + 9)
         self.right("k=2", y + 9)
-        self.text("leakage: YES" if r.flags & V.FL_LEAK else "leakage: no", 0, y + 18)
+        why = self._no_pass_name(c, 0, r)
+        if why:
+            # INCONCLUSIVE because the cell could not PASS (so no leak was seen): say why
+            self.text(("why: " + why)[:ui.LINE], 0, y + 18)
+        else:
+            self.text("leakage: YES" if r.flags & V.FL_LEAK else "leakage: no", 0, y + 18)
         self.fb.hline(0, 54, self.w, 1)
         self.text((m["name"][:8] + " " + ui.limit(m))[:ui.LINE], 0, 56)
+
+    @staticmethod
+    def _no_pass_name(c, i, r):
+        # the first reason the cell could not PASS, shown on an INCONCLUSIVE verdict (codes.NP_*)
+        np_ = getattr(c, "no_pass", None)
+        if r.verdict != V.V_INCONCLUSIVE or not np_ or not np_[i]:
+            return ""
+        return C.NO_PASS_NAMES[np_[i][0]]
 
     def _verdict_band(self, c, i, y):
         r = c.results[i]
@@ -337,8 +350,11 @@ class Screen:
         word = V.VERDICT_NAMES[r.verdict]
         sx, sy = self.fit(word, self.w - 20, 2)
         self.big(word, 20, y, sx, sy)
+        why = self._no_pass_name(c, i, r)
         if r.flags & V.FL_LEAK:
             t = "LEAK " + ui.pct(r.loss_pct_x100)
+        elif why:
+            t = why
         else:
             t = ui.pct(r.loss_pct_x100) + " U" + ui.pct(r.u_pct_x100)
         self.text(t[:13], 20, y + 17)

@@ -15,7 +15,7 @@ _INT_FIELDS = (
     ("cooldown_timeout_s", 21600, 600, 86400, "time allowed to cool for the final weighing, s"),
     ("vent_below_c_x100", 4000, 2500, 10000, "vent only below this oven temperature, 0.01 degC"),
     ("final_weigh_max_above_ambient_c_x100", 300, 50, 1000, "final weighing only within this of the m0 temperature, 0.01 degC"),
-    ("u_sys_ppm", 30, 0, 5000, "systematic standard uncertainty of the loss, ppm"),
+    ("u_sys_ppm", 0, 0, 5000, "optional lab-stated extra standard uncertainty of the loss, ppm (docs/UNCERTAINTY.md)"),
     ("window_n", 64, 16, 64, "samples in a weighing window"),
     ("stable_sd_ug", 3000, 100, 100000, "stability limit: window standard deviation, ug"),
     ("stable_hold", 20, 1, 1000, "samples the spread must stay within the limit"),

@@ -76,6 +76,7 @@ class LogState:
         self.resumes = 0
         self.interrupted = 0        # an INTERRUPTED event: the run was being closed
         self.vac_exc = 0
+        self.no_pass = []           # (reason, cell) of the NO_PASS events: a resumed run keeps them
         self.verdict_seen = 0
         self.end_seen = 0
         self.last_t_ms = 0          # latest t_ms of an event or weighing
@@ -381,6 +382,8 @@ def _event(st, t_ms, code, a, b):
         st.interrupted = 1
     elif code == C.E_VAC_EXCURSION:
         st.vac_exc = 1 if a else 0
+    elif code == C.E_NO_PASS:
+        st.no_pass.append((a, b))
 
 
 def _block(st, b, i, e):

@@ -190,9 +190,14 @@ def build(log, path, rated=None, key=None):
         d = verify.dev_cell(dev, c) or {}
         vc = ver["cells"][c]
         rec = {k: (row["recomputed"]) for k, row in vc["fields"].items()}
+        # the uncertainty budget: the device's (verify recomputed it term by term), else verify's
+        bud = d.get("budget") if isinstance(d.get("budget"), dict) else vc.get("budget")
+        no_pass = vc.get("no_pass")
+        if no_pass is None and isinstance(d.get("no_pass"), list):
+            no_pass = d["no_pass"]
         cells.append({"cell": c, "id": vc["id"], "device": d, "recomputed": rec, "masses": masses[c],
                       "match": all(r["match"] for r in vc["fields"].values()) if vc["fields"] else False,
-                      "exact": vc["exact"], "error": vc["error"]})
+                      "exact": vc["exact"], "error": vc["error"], "budget": bud, "no_pass": no_pass or []})
     drift = []
     blank = cal.get("blank")
     for i in range(log.n_cells):
@@ -561,6 +566,55 @@ def verdict_rows(rep):
     return rows
 
 
+def budget_rows(b):
+    """One cell's uncertainty table: (contribution, source, distribution, u in mg, ppm of m0) rows,
+    then the combined and the expanded uncertainty (docs/UNCERTAINTY.md)."""
+    m0 = b.get("m0_ug") or 0
+    rows = []
+    terms = b.get("terms_ug") if isinstance(b.get("terms_ug"), dict) else {}
+    for k in verify.BUDGET_TERMS:
+        name, src, dist = verify.BUDGET_TERM_TEXT[k]
+        u = terms.get(k)
+        rows.append((name, src, dist, "%.3f" % (u / 1000) if isinstance(u, int) else "-",
+                     "%.1f" % (u * 1e6 / m0) if isinstance(u, int) and m0 else "-"))
+    inp = b.get("inputs") if isinstance(b.get("inputs"), dict) else {}
+    us = inp.get("u_sys_ppm")
+    if isinstance(us, int) and us:
+        rows.append(("lab-stated extra", "method u_sys_ppm", "-", "%.3f" % (us * m0 / 1e9), "%d" % us))
+    uc, Ug, Up = b.get("uc_ug"), b.get("U_ug"), b.get("U_ppm")
+    rows.append(("combined standard uncertainty u_c", "root sum of squares", "",
+                 "%.3f" % (uc / 1000) if isinstance(uc, int) else "-",
+                 "%.1f" % (uc * 1e6 / m0) if isinstance(uc, int) and m0 else "-"))
+    rows.append(("expanded uncertainty U", "k = %s; ppm rounded up" % b.get("k", 2), "",
+                 "%.3f" % (Ug / 1000) if isinstance(Ug, int) else "-", "%s" % Up))
+    return rows
+
+
+def budget_inputs_text(b):
+    inp = b.get("inputs") if isinstance(b.get("inputs"), dict) else {}
+    parts = []
+    rep = inp.get("u_rep_ug")
+    if isinstance(rep, int):
+        parts.append("check-weight repeatability %s" % ("%d µg (n = %s)" % (rep, inp.get("check_n"))
+                                                        if rep >= 0 and (inp.get("check_n") or 0) >= 2
+                                                        else "unknown (no history: 20-count bound, no PASS)"))
+    for k, fmt in (("counts_per_g", "span %s counts/g"), ("dT_lc_c_x100", "load-cell ΔT m1−m0 %s (0.01 °C)"),
+                   ("settle_s", "settling before m0 %s s"), ("creep_ppm", "creep %s ppm"),
+                   ("creep_tau_s", "τ %s s"), ("span_tc_ppm_per_c", "span TC %s ppm/°C"),
+                   ("zero_return_counts", "blank zero return %s counts")):
+        if k in inp:
+            parts.append(fmt % inp[k])
+    if isinstance(inp.get("lin_ref_ug"), int) and inp["lin_ref_ug"] > 0:
+        parts.append("linearity deviation %s µg at %s µg" % (inp.get("lin_dev_ug"), inp["lin_ref_ug"]))
+    elif "lin_ref_ug" in inp:
+        parts.append("one-point calibration (linearity bound 0.1 %)")
+    return "; ".join(parts)
+
+
+def no_pass_text(names):
+    return "; ".join("%s (%s)" % (n, verify.NO_PASS_TEXT.get(n, "?")) for n in names)
+
+
 def _flag_text(f):
     if not isinstance(f, int) or not f:
         return "-"
@@ -619,6 +673,29 @@ def render_html(rep, figs):
                  'the raw records by verify (marked *), not the device\'s.</p>')
     P.append("<p class=small>m0 and m1 are (weighing mean − tare mean) / counts_per_g (%s scale), without the drift "
              "correction that the loss uses.</p>" % _e(rep["calibration"].get("span")))
+
+    # uncertainty budget (docs/UNCERTAINTY.md)
+    P.append("<h2>Uncertainty budget</h2>")
+    P.append("<p>Model: loss = (m0 − m1) / m0 = (a − b) / (a − z) with a, b, z the drift-corrected m0, m1 and tare "
+             "readings; the span cancels. Each contribution is a standard uncertainty in mg; combined as the root sum "
+             "of squares, expanded with k = 2 and stated in ppm of the cell's m0 (rounded up). Decision rule: %s.</p>"
+             % _e(rule_text(m)))
+    for c in rep["cells"]:
+        b = c.get("budget")
+        P.append("<h3>cell %d (%s)</h3>" % (c["cell"] + 1, _e(c["id"])))
+        if not b:
+            P.append("<p class=small>No budget in this log (firmware before the uncertainty budget: U from the "
+                     "weighing statistics and the method's u_sys_ppm %s ppm).</p>" % _e(m.get("u_sys_ppm")))
+        else:
+            P.append("<table><tr><th>contribution</th><th>source</th><th>distribution</th><th>u (mg)</th>"
+                     "<th>ppm of m0</th></tr>")
+            for r in budget_rows(b):
+                P.append("<tr><td>%s</td><td>%s</td><td>%s</td><td class=num>%s</td><td class=num>%s</td></tr>"
+                         % tuple(_e(x) for x in r))
+            P.append("</table>")
+            P.append("<p class=small>Inputs: %s.</p>" % _e(budget_inputs_text(b)))
+        if c["no_pass"]:
+            P.append('<p class="warn">This cell cannot PASS: %s.</p>' % _e(no_pass_text(c["no_pass"])))
 
     # verify
     P.append("<h2>Verification</h2>")
@@ -742,6 +819,15 @@ def summary_lines(rep):
         L.append("cell %s: %s   loss %s   U %s   limit %s   leak %s   early fail %s   flags %s   m0 %s   m1 %s"
                  % (r["cell"], r["verdict"], r["loss"], r["U"], r["limit"], r["leak"], r["early"], r["flags"],
                     r["m0"], r["m1"]))
+    for c in rep["cells"]:
+        b = c.get("budget")
+        if b:
+            L.append("cell %d uncertainty budget (m0 %.4f g):" % (c["cell"] + 1, (b.get("m0_ug") or 0) / 1e6))
+            for r in budget_rows(b):
+                L.append("    %-34s %-52s %-12s %9s mg %8s ppm" % r)
+            L.append("    inputs: " + budget_inputs_text(b))
+        if c["no_pass"]:
+            L.append("cell %d cannot PASS: %s" % (c["cell"] + 1, no_pass_text(c["no_pass"])))
     dv = rep["device"] or {}
     L.append("fault %s   invalid %s   in-spec soak %s s (total %s s)" % (
         _code(dv.get("fault"), "none"),

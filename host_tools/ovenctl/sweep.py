@@ -172,7 +172,8 @@ def decision_scenarios(methods_=DECISION_METHODS, masses=DECISION_MASSES, seed0=
                     c = {"mass_g": mass, "volume_cm3": round(mass / _cell_density_g_cm3(mass), 3),
                          "volatile_g": 1.0, "evap_tau_min": tau}
                     # the method loss is proportional to the volatile content (first-order release)
-                    per_g = Bench(normalize({"seed": 1, "cells": [c]})).method_loss_ppm(0, m)
+                    per_g = Bench(normalize({"seed": 1, "cells": [c], "load_cell": {"capacity_g": cap}})
+                                  ).method_loss_ppm(0, m)
                     c["volatile_g"] = round(target * m["limit_ppm"] / per_g, 6)
                     cells.append(c)
                 out.append({"seed": seed0 + k, "method": meth, "probe": probe, "blank_run": blank,

@@ -9,15 +9,26 @@ math.isqrt) and follows the definitions, not the device's integer implementation
   drift          with a blank-run fit for the channel (header calibration.blank[i]):
                  mean -= k (T - T_ref), var += var_k (T - T_ref)^2, T = the WEIGH's lc_temp_c_x100
   loss           L = (a - b)/(a - z)   a: m0, b: m1, z: tare (all drift-corrected)
-  uncertainty    u^2(L) = [(b - z)^2 u^2(a) + (a - z)^2 u^2(b) + (a - b)^2 u^2(z)] / (a - z)^4
+  uncertainty    the GUM budget of docs/UNCERTAINTY.md (budget()): every term recomputed from the log
+                 (header "cal" or, without one, the record's calibration inputs; WEIGH records' load-cell
+                 temperatures; the SETTLE event; the blank fit's var(k) and zero return; the method) and
+                 compared term by term with the record's "budget"; U = ceil(2 u_c) ppm.
+                 Logs of the firmware before the budget (no "no_pass" in the VERDICT cells):
+                 u^2(L) = [(b - z)^2 u^2(a) + (a - z)^2 u^2(b) + (a - b)^2 u^2(z)] / (a - z)^4
                  u^2 [ppm^2] = 1e12 u^2(L) + u_sys_ppm^2;  U = smallest integer >= 2 sqrt(u^2)
+  no PASS        (budget logs) a cell with a no-PASS reason is at most INCONCLUSIVE: the record's
+                 "no_pass" equals the NO_PASS events for the cell; no blank fit / failed / used by
+                 blank_max_runs runs / zero return beyond the bound, no check-weight history and a cut
+                 soak are derived from the log and must have their event; a PASS without a valid blank
+                 fit, or with any NO_PASS event, is inconsistent (any log)
   decision       guarded: PASS if L + U within the limit, FAIL if L - U beyond it, else INCONCLUSIVE;
                  simple: PASS if L within the limit, else FAIL ("le": <=, "lt": <, exact L);
                  leak "yes" -> FAIL; a significant gain (L < -U) is never PASS (-> INCONCLUSIVE)
   rounding       loss_ppm, loss_pct_x100 half to even; u_pct_x100 = ceil(U / 100)
-  run level      fault -> every cell and the run ABORTED; invalid -> INVALID; an early fail (of any
-                 cell) with method early_fail "stop" ends the soak for every cell, so every cell that
-                 is not FAIL -> INCONCLUSIVE (no PASS without the full soak); overall = most severe
+  run level      fault -> every cell and the run ABORTED; invalid -> INVALID; budget logs: with
+                 early_fail "stop" the soak ends early only once every cell failed early (SOAK_CUT);
+                 older logs: an early fail of any cell with "stop" ended the soak for every cell, so
+                 every cell that is not FAIL -> INCONCLUSIVE; overall = most severe
                  (ABORTED > INVALID > FAIL > INCONCLUSIVE > PASS)
 
 Consistency checks (besides the field-by-field comparison with the VERDICT record):
@@ -108,6 +119,16 @@ EVENT_NAMES = {E_PHASE: "PHASE", E_EXC_START: "EXCURSION_START", E_EXC_END: "EXC
                E_SOAK_DONE: "SOAK_DONE", E_VAC_EXCURSION: "VAC_EXCURSION", E_RESUMED: "RESUMED",
                E_INTERRUPTED: "INTERRUPTED", E_NO_PASS: "NO_PASS", E_LC_TEMP_WAIT: "LC_TEMP_WAIT",
                E_SETTLE: "SETTLE"}
+# reasons a cell cannot PASS (E_NO_PASS a; the VERDICT record's "no_pass" names)
+NO_PASS_NAMES = ("", "CHAMBER_TIMED", "NO_BLANK", "BLANK_FAILED", "BLANK_OLD", "ZERO_RETURN", "LC_TEMP",
+                 "SOAK_CUT", "NO_CHECK")
+# the reasons this verifier derives from the log itself (the others it takes from the events)
+NO_PASS_TEXT = {"CHAMBER_TIMED": "soak timed on the chamber thermocouple", "NO_BLANK": "no blank-run drift fit",
+                "BLANK_FAILED": "the blank run failed", "BLANK_OLD": "the blank fit is older than blank_max_runs runs",
+                "ZERO_RETURN": "the blank run's zero return is beyond the method's bound (or unknown)",
+                "LC_TEMP": "m1 weighed outside the load-cell temperature band", "SOAK_CUT": "the soak was cut short",
+                "NO_CHECK": "no check-weight history (repeatability unknown)"}
+DERIVED_NO_PASS = ("NO_BLANK", "BLANK_FAILED", "BLANK_OLD", "ZERO_RETURN", "SOAK_CUT", "NO_CHECK")
 # power-cut recovery (firmware/recovery.py): the INTERRUPTED event's b, and the method's defaults
 REASON_NAMES = ("RESUME", "NO_CLOCK", "NOT_SOAK", "OUTAGE", "OUT_OF_SPEC", "ENDED", "NO_PLAN",
                 "MAX_RESUMES", "DAMAGED", "NOT_LATEST")
@@ -217,9 +238,10 @@ def _within(x, limit, comparator):
     return x <= limit if comparator == "le" else x < limit
 
 
-def evaluate(z, a, b, method, leak):
+def evaluate(z, a, b, method, leak, u_ppm=None):
     """One cell's result from corrected readings (mean, var). Returns (fields, exact) where fields
-    mirrors the device's cell record and exact holds unrounded values."""
+    mirrors the device's cell record and exact holds unrounded values. u_ppm: U from the full budget
+    (budget()); None = the old formula (window statistics, drift variance, method u_sys_ppm)."""
     zm, zv = F(z[0]), F(z[1])
     am, av = F(a[0]), F(a[1])
     bm, bv = F(b[0]), F(b[1])
@@ -233,6 +255,9 @@ def evaluate(z, a, b, method, leak):
     loss = 10 ** 6 * nl / d                                   # ppm, exact
     u2 = 10 ** 12 * ((bm - zm) ** 2 * av + d ** 2 * bv + nl ** 2 * zv) / d ** 4 + method["u_sys_ppm"] ** 2
     u = ceil_sqrt(4 * u2)
+    if u_ppm is not None:
+        u = u_ppm
+        u2 = F(u_ppm, 2) ** 2
     lim, cmp_ = method["limit_ppm"], method["comparator"]
     flags = 0
     if nl < 0:
@@ -258,6 +283,135 @@ def evaluate(z, a, b, method, leak):
     exact = {"loss_ppm": float(loss), "u_k2_ppm": 2 * math.sqrt(float(u2)), "u_std_ppm": math.sqrt(float(u2)),
              "loss_num": str(loss.numerator), "loss_den": str(loss.denominator)}
     return fields, exact
+
+
+# ---------------------------------------------------------------- the uncertainty budget (docs/UNCERTAINTY.md)
+BUDGET_TERMS = ("stat", "drift", "rep", "res", "span_tc", "creep", "zero_return", "cal")
+BUDGET_TERM_TEXT = {
+    "stat": ("weighing statistics", "tare, m0, m1 windows: variance of the mean", "normal"),
+    "drift": ("drift correction", "blank-run fit: var(k) x the weighings' temperatures", "normal"),
+    "rep": ("repeatability", "check-weight history (or 20-count bound), x sqrt 2", "normal"),
+    "res": ("resolution", "1 count per reading, m0 and m1", "rectangular"),
+    "span_tc": ("span temperature coefficient", "datasheet ppm/degC x load-cell dT m1-m0", "rectangular"),
+    "creep": ("creep still to come at m0", "creep_ppm x m0 x exp(-settle/tau) bound", "rectangular"),
+    "zero_return": ("zero return", "blank run: corrected zero, end minus start", "rectangular"),
+    "cal": ("calibration (linearity)", "2-point deviation (or 0.1 %) over the loss interval", "rectangular"),
+}
+REP_BOUND_COUNTS = 20
+LIN_BOUND = F(1, 1000)
+BUDGET_INPUTS = ("counts_per_g", "u_span_ppm", "lin_dev_ug", "lin_ref_ug", "span_tc_ppm_per_c", "creep_ppm",
+                 "creep_tau_s", "u_rep_ug", "check_n", "dT_lc_c_x100", "settle_s", "zero_return_counts",
+                 "u_sys_ppm", "limit_ppm")
+
+
+def rep_known(inp):
+    return inp["u_rep_ug"] >= 0 and inp["check_n"] >= 2
+
+
+def budget(z, a, b, tz, ta, tb, var_k, inp, exact_out=None):
+    """The budget by its definitions, exact: z, a, b = (mean, var of the mean) of the drift-corrected
+    readings (window variance only), tz/ta/tb the weighings' load-cell temperatures, var_k the blank
+    fit's Fraction or None. Same layout as the device's VERDICT "budget"."""
+    (zm, vz), (am, va), (bm, vb) = z, a, b
+    d, nl, bz = am - zm, am - bm, bm - zm
+    if d <= 0:
+        raise CannotRecompute("m0 reading is not above the tare reading")
+    cpg = inp["counts_per_g"]
+    stat2 = (bz ** 2 * va + d ** 2 * vb + nl ** 2 * vz) / d ** 4
+    # one k corrects all three readings: the errors are correlated (T_ref cancels)
+    drift2 = F(0) if var_k is None else var_k * ((bz * ta - d * tb + nl * tz) / d ** 2) ** 2
+    m0_ug = round(d * 10 ** 6 / cpg)
+    if m0_ug <= 0:
+        raise CannotRecompute("m0 is below 1 ug")
+    loss_ug = round(nl * 10 ** 6 / cpg)
+    t = {"stat": ceil_sqrt(stat2 * m0_ug ** 2), "drift": ceil_sqrt(drift2 * m0_ug ** 2)}
+    u_rep = F(inp["u_rep_ug"]) if rep_known(inp) else F(-(-REP_BOUND_COUNTS * 10 ** 6 // cpg))
+    t["rep"] = ceil_sqrt(2 * u_rep ** 2)
+    q = F(10 ** 6, cpg)
+    t["res"] = ceil_sqrt(2 * q ** 2 / 12)
+    t["span_tc"] = ceil_sqrt((m0_ug * F(inp["span_tc_ppm_per_c"], 10 ** 6) * F(inp["dT_lc_c_x100"], 100)) ** 2 / 3)
+    tau, st = inp["creep_tau_s"], inp["settle_s"]
+    x = F(st, tau) if tau > 0 else None
+    t["creep"] = ceil_sqrt((m0_ug * F(inp["creep_ppm"], 10 ** 6) / (1 + x + x * x / 2)) ** 2 / 3) if tau > 0 else 0
+    t["zero_return"] = ceil_sqrt((inp["zero_return_counts"] * q) ** 2 / 3)
+    interval = max(abs(loss_ug), -(-inp["limit_ppm"] * m0_ug // 10 ** 6))
+    slope = F(inp["lin_dev_ug"], inp["lin_ref_ug"]) if inp["lin_ref_ug"] > 0 else LIN_BOUND
+    t["cal"] = ceil_sqrt((interval * slope) ** 2 / 3)
+    others = sum(F(t[k]) ** 2 for k in BUDGET_TERMS[2:])
+    v = 10 ** 12 * (stat2 + drift2) + 10 ** 12 * others / m0_ug ** 2 + inp["u_sys_ppm"] ** 2
+    if exact_out is not None:
+        exact_out["u2_ppm2"] = v
+    return {"inputs": dict(inp), "terms_ug": t, "uc_ug": ceil_sqrt(v * m0_ug ** 2 / 10 ** 12),
+            "U_ug": ceil_sqrt(4 * v * m0_ug ** 2 / 10 ** 12), "U_ppm": ceil_sqrt(4 * v), "m0_ug": m0_ug,
+            "loss_ug": loss_ug, "k": 2}
+
+
+def budget_inputs(ctx, hdr, c, weigh, settle_s, zero_return, method, dev_inputs):
+    """The budget's inputs from the log: the header's "cal" (per channel, check-weight history), the
+    WEIGH records' load-cell temperatures, the SETTLE event, the blank fit, the method. Without a
+    header "cal" (the device used its default calibration, not logged) the calibration inputs are
+    taken from the VERDICT record, with a warning."""
+    inp = {}
+    cal = hdr.get("cal")
+    keys = ("counts_per_g", "u_span_ppm", "lin_dev_ug", "lin_ref_ug", "span_tc_ppm_per_c", "creep_ppm", "creep_tau_s")
+    chs = cal.get("channels") if isinstance(cal, dict) else None
+    if isinstance(chs, list) and c < len(chs) and isinstance(chs[c], dict):
+        for k in keys:
+            v = chs[c].get(k)
+            if not _is_int(v):
+                raise CannotRecompute("header cal.channels[%d].%s is not an integer (%r)" % (c, k, v))
+            inp[k] = v
+        chk = cal.get("check")
+        if chk is None:
+            inp["u_rep_ug"], inp["check_n"] = -1, 0
+        elif isinstance(chk, dict) and _is_int(chk.get("u_rep_ug")) and _is_int(chk.get("n")):
+            inp["u_rep_ug"], inp["check_n"] = chk["u_rep_ug"], chk["n"]
+        else:
+            raise CannotRecompute("header cal.check is not a check-weight history (u_rep_ug, n)")
+    else:
+        if not isinstance(dev_inputs, dict):
+            raise CannotRecompute("no calibration for the budget: neither a header cal nor the record's inputs")
+        taken = []
+        for k in keys + ("u_rep_ug", "check_n"):
+            v = dev_inputs.get(k)
+            if not _is_int(v):
+                raise CannotRecompute("budget input %s missing in the VERDICT record" % k)
+            inp[k] = v
+            taken.append(k)
+        cpg = counts_per_g(hdr)
+        if cpg is not None and cpg != inp["counts_per_g"]:
+            ctx.verdict_issue("cell %d budget: counts_per_g %r differs from the header calibration's %r"
+                              % (c, inp["counts_per_g"], cpg))
+        ctx.notes.append("cell %d budget: the header has no cal (a default calibration); %s taken from the "
+                         "VERDICT record" % (c, ", ".join(taken)))
+    inp["dT_lc_c_x100"] = weigh[(3, c)]["lc_temp_c_x100"] - weigh[(2, c)]["lc_temp_c_x100"]
+    inp["settle_s"] = settle_s
+    inp["zero_return_counts"] = zero_return
+    inp["u_sys_ppm"] = method["u_sys_ppm"]
+    inp["limit_ppm"] = method["limit_ppm"]
+    return {k: inp[k] for k in BUDGET_INPUTS}
+
+
+def blank_reasons(blank, c, method, bud):
+    """The no-PASS reasons the header's blank fit gives cell c (docs/UNCERTAINTY.md section 4)."""
+    if not isinstance(blank, list) or c >= len(blank) or not isinstance(blank[c], dict):
+        return ["NO_BLANK"]
+    ch = blank[c]
+    out = []
+    if ch.get("failed") or ch.get("error"):
+        out.append("BLANK_FAILED")
+    ru = ch.get("runs_used", 0)
+    if not _is_int(ru) or ru >= method.get("blank_max_runs", 20):
+        out.append("BLANK_OLD")
+    zr = ch.get("zero_return_counts")
+    if not _is_int(zr):
+        out.append("ZERO_RETURN")
+    elif bud is not None:
+        # |zr| / cpg > permille/1000 x limit/1e6 x m0 (grams)
+        if F(abs(zr), bud["inputs"]["counts_per_g"]) > F(method.get("zero_return_max_permille", 100) *
+                                                          method["limit_ppm"] * bud["m0_ug"], 10 ** 15):
+            out.append("ZERO_RETURN")
+    return out
 
 
 def check_method(m):
@@ -336,6 +490,7 @@ class _Ctx:
     def __init__(self, log):
         self.log = log
         self.findings = []
+        self.notes = []         # facts the reader should know that are not findings
         self.by_offset = {r.offset: r for r in log.records}
         vr = [r for r in log.records if r.name == "VERDICT"]
         self.vrec = vr[-1] if vr else None
@@ -556,6 +711,33 @@ def verify_log(log, path=None):
                              % (c, w["t_ms"] // 1000, done_ev[0]["t_ms"] // 1000), offset=w["offset"], seq=w["seq"])
 
     # ---- 6. recompute the verdict
+    # logs of firmware with the uncertainty budget list "no_pass" per cell (docs/UNCERTAINTY.md);
+    # older logs keep the old formula (window statistics + method u_sys_ppm) and early-fail rule
+    dev0 = log.verdict
+    new_fmt = any("no_pass" in (dev_cell(dev0, c) or {}) for c in range(n))
+    out["budget_format"] = new_fmt
+    np_events = {}
+    for e in ev:
+        if e["code"] == E_NO_PASS:
+            name = NO_PASS_NAMES[e["a"]] if _is_int(e["a"]) and 0 < e["a"] < len(NO_PASS_NAMES) else None
+            if name is None:
+                ctx.inconsistent("NO_PASS event with an unknown reason %r" % (e["a"],), offset=e["offset"], seq=e["seq"])
+                continue
+            for c in range(n):
+                if (e["b"] == -1 or e["b"] == c) and name not in np_events.setdefault(c, []):
+                    np_events[c].append(name)
+    settle_ev = [e for e in ev if e["code"] == E_SETTLE]
+    settle_s = max(0, settle_ev[-1]["a"]) if settle_ev and _is_int(settle_ev[-1]["a"]) else 0
+    zero_returns = [0] * n
+    if isinstance(blank, list):
+        for c in range(min(n, len(blank))):
+            zr = blank[c].get("zero_return_counts") if isinstance(blank[c], dict) else None
+            zero_returns[c] = zr if _is_int(zr) else 0
+    if new_fmt and method and method["early_fail"] == "stop" and not done_ev and not invalid and not aborted \
+            and any(e["a"] == PH_COOLDOWN and e["b"] == PH_SOAK for e in phase_ev) and not all(early):
+        ctx.inconsistent("the soak ended early (early_fail stop, no SOAK_DONE) although cell(s) %s had not failed "
+                         "early: one cell's early FAIL must not cut the others' soak"
+                         % ", ".join(str(c) for c in range(n) if not early[c]))
     exp_cells = []
     cells_out = []
     for c in range(n):
@@ -565,6 +747,8 @@ def verify_log(log, path=None):
             # a run closed INTERRUPTED at boot: INVALID, or ABORTED after a fault, never a measured verdict
             exp_cells.append({"verdict": "ABORTED" if aborted else "INVALID", "cell": c, "leak_visible": leak[c],
                               "early_fail": early[c]})
+            if new_fmt:
+                exp_cells[-1]["no_pass"] = list(np_events.get(c, []))
             if interrupted is not None and not aborted:
                 co["error"] = "run interrupted by a power cut/reset and closed at boot: no final weighing"
             continue
@@ -582,6 +766,9 @@ def verify_log(log, path=None):
                     raise CannotRecompute("no %s weighing for cell %d" % (KIND_NAMES[kind], c))
                 r = reading(w["samples"])
                 rc = corrected(r, drifts[c], w["lc_temp_c_x100"])
+                if new_fmt and drifts[c] is not None:
+                    # the budget carries the drift fit's uncertainty (correlated), not the readings
+                    rc = (rc[0], r[1])
                 rd[kind] = rc
                 co["readings"][KIND_NAMES[kind]] = {
                     "n": len(w["samples"]), "mean_counts": float(r[0]), "sd_mean_counts": math.sqrt(float(r[1])),
@@ -589,15 +776,50 @@ def verify_log(log, path=None):
                     "corrected_sd_mean_counts": math.sqrt(float(rc[1])), "seq": w["seq"], "offset": w["offset"]}
             if leak[c] is None:
                 raise CannotRecompute("no leak answer for cell %d" % c)
-            fields, exact = evaluate(rd[1], rd[2], rd[3], method, leak[c])
+            bud = None
+            if new_fmt:
+                dc = dev_cell(dev0, c) or {}
+                dbud = dc.get("budget") if isinstance(dc.get("budget"), dict) else {}
+                inp = budget_inputs(ctx, hdr, c, weigh, settle_s, zero_returns[c], method, dbud.get("inputs"))
+                vk = drifts[c][1] if drifts[c] is not None else None
+                bx = {}
+                bud = budget(rd[1], rd[2], rd[3], weigh[(1, c)]["lc_temp_c_x100"], weigh[(2, c)]["lc_temp_c_x100"],
+                             weigh[(3, c)]["lc_temp_c_x100"], vk, inp, bx)
+                co["budget"] = bud
+            fields, exact = evaluate(rd[1], rd[2], rd[3], method, leak[c], bud["U_ppm"] if bud else None)
+            if bud:
+                exact["u_std_ppm"] = math.sqrt(float(bx["u2_ppm2"]))
+                exact["u_k2_ppm"] = 2 * exact["u_std_ppm"]
             co["exact"] = exact
         except CannotRecompute as e:
             co["error"] = str(e)
             ctx.inconsistent("cannot recompute cell %d: %s" % (c, e), rec=ctx.vrec)
             exp_cells.append(None)
             continue
+        if new_fmt:
+            # no-PASS reasons: the record lists the NO_PASS events' reasons for this cell in order;
+            # those the log itself shows (blank fit, check weights, a cut soak) must be among them
+            derived = blank_reasons(blank if isinstance(cal, dict) else None, c, method, bud)
+            if bud is not None and not rep_known(bud["inputs"]):
+                derived.append("NO_CHECK")
+            if not done_ev and not invalid:
+                derived.append("SOAK_CUT")
+            logged = np_events.get(c, [])
+            for r in derived:
+                if r not in logged:
+                    ctx.verdict_issue("cell %d cannot PASS (%s: %s) but the log has no NO_PASS event for it"
+                                      % (c, r, NO_PASS_TEXT[r]))
+            for r in logged:
+                if r in DERIVED_NO_PASS and r not in derived:
+                    ctx.verdict_issue("cell %d: NO_PASS %s although the log does not show it" % (c, r))
+            fields["budget"] = bud
+            fields["no_pass"] = list(logged)
+            co["no_pass"] = sorted(set(logged) | set(derived), key=NO_PASS_NAMES.index)
         if invalid:
             fields["verdict"] = "INVALID"
+        elif new_fmt:
+            if co["no_pass"] and fields["verdict"] == "PASS":
+                fields["verdict"] = "INCONCLUSIVE"
         elif any(early) and method["early_fail"] == "stop" and fields["verdict"] != "FAIL":
             # the soak was cut short for every cell on the oven, not only for the one that early-failed
             fields["verdict"] = "INCONCLUSIVE"
@@ -663,13 +885,25 @@ def verify_log(log, path=None):
                               "the method needs %d s" % (soak_in, method["soak_s"]))
         if not done_ev:
             ctx.verdict_issue("PASS without a SOAK_DONE event")
+        # no PASS on data that was not drift-corrected (docs/UNCERTAINTY.md section 4)
+        pass_cells = [c for c in range(n) if (dev_cell(dev, c) or {}).get("verdict") == "PASS"] or list(range(n))
+        for c in pass_cells:
+            br = [r for r in blank_reasons(blank if isinstance(cal, dict) else None, c, method or {"limit_ppm": 0}, None)
+                  if r != "ZERO_RETURN" or not isinstance(blank, list)]
+            if br:
+                ctx.verdict_issue("PASS of cell %d without a valid blank (drift) fit: %s"
+                                  % (c, ", ".join("%s (%s)" % (r, NO_PASS_TEXT[r]) for r in br)))
+            if np_events.get(c):
+                ctx.verdict_issue("PASS of cell %d although the log gives reason(s) it cannot PASS: %s"
+                                  % (c, ", ".join(np_events[c])))
 
     # ---- result
     out["cells"] = []
     for c in range(n):
         d = dev_cell(dev, c)
         e = exp_cells[c] if c < len(exp_cells) else None
-        keys = [k for k in CELL_FIELDS + ("leak_visible", "early_fail") if (d and k in d) or (e and k in e)]
+        keys = [k for k in CELL_FIELDS + ("leak_visible", "early_fail", "no_pass", "budget")
+                if (d and k in d) or (e and k in e)]
         rows = {}
         for k in keys:
             dv = d.get(k, "<absent>") if d is not None else "<absent>"
@@ -684,6 +918,7 @@ def verify_log(log, path=None):
         if isinstance(dev, dict) else None
     out["verdict_record"] = {"seq": ctx.vrec.seq, "offset": ctx.vrec.offset} if ctx.vrec else None
     out["findings"] = ctx.findings
+    out["notes"] = ctx.notes
     damaged = any(f["level"] == "damage" for f in ctx.findings)
     incons = any(f["level"] == "inconsistent" for f in ctx.findings)
     out["damaged"] = damaged
@@ -764,8 +999,23 @@ def _compare(ctx, dev, exp_run, exp_cells, soak, aborted, n, method, pc=None):
                 ctx.verdict_issue("cell %d: unexpected field %r = %r in the VERDICT record" % (c, k, dc[k]))
             elif k not in dc:
                 ctx.verdict_issue("cell %d: field %r missing in the VERDICT record (recomputed %r)" % (c, k, ec[k]))
+            elif k == "budget" and isinstance(dc[k], dict) and isinstance(ec[k], dict):
+                _compare_budget(ctx, c, dc[k], ec[k])
             elif dc[k] != ec[k] or type(dc[k]) is not type(ec[k]):
                 ctx.verdict_issue("cell %d %s: device %r, recomputed %r" % (c, k, dc[k], ec[k]))
+
+
+def _compare_budget(ctx, c, d, e):
+    """The device's budget against the recomputation, entry by entry (inputs, terms, totals)."""
+    for k in sorted(set(d) | set(e)):
+        dv, ev = d.get(k, "<absent>"), e.get(k, "<absent>")
+        if isinstance(dv, dict) and isinstance(ev, dict):
+            for j in sorted(set(dv) | set(ev)):
+                a, b = dv.get(j, "<absent>"), ev.get(j, "<absent>")
+                if a != b or type(a) is not type(b):
+                    ctx.verdict_issue("cell %d budget %s.%s: device %r, recomputed %r" % (c, k, j, a, b))
+        elif dv != ev or type(dv) is not type(ev):
+            ctx.verdict_issue("cell %d budget %s: device %r, recomputed %r" % (c, k, dv, ev))
 
 
 def _check_samples_vs_events(ctx, log, by_t, phase_ev):
@@ -1186,6 +1436,26 @@ def _fmt(v):
     return repr(v)
 
 
+def budget_lines(b):
+    """The uncertainty table of one cell (verify's and the report's text)."""
+    m0 = b["m0_ug"]
+    L = ["uncertainty budget (m0 %.3f g, standard uncertainties):" % (m0 / 1e6),
+         "%-30s %-52s %-12s %10s %10s" % ("contribution", "source", "distribution", "u (mg)", "ppm of m0")]
+    for k in BUDGET_TERMS:
+        name, src, dist = BUDGET_TERM_TEXT[k]
+        u = b["terms_ug"].get(k, 0)
+        L.append("%-30s %-52s %-12s %10.3f %10.1f" % (name, src, dist, u / 1000, u * 1e6 / m0))
+    us = b["inputs"].get("u_sys_ppm", 0)
+    if us:
+        L.append("%-30s %-52s %-12s %10.3f %10.1f" % ("lab-stated extra (u_sys)", "method u_sys_ppm", "-",
+                                                      us * m0 / 1e9, us))
+    L.append("%-30s %-52s %-12s %10.3f %10.1f" % ("combined standard uncertainty", "root sum of squares", "",
+                                                  b["uc_ug"] / 1000, b["uc_ug"] * 1e6 / m0))
+    L.append("%-30s %-52s %-12s %10.3f %10d" % ("expanded uncertainty U", "k = %d, ppm rounded up" % b.get("k", 2),
+                                                "", b["U_ug"] / 1000, b["U_ppm"]))
+    return L
+
+
 def power_cut_lines(res):
     """The report's lines about power cuts: each resume, and the closing of an interrupted run."""
     pc = res.get("power_cuts") or {}
@@ -1262,14 +1532,24 @@ def format_report(res):
         if c["exact"] and "loss_ppm" in c["exact"]:
             L.append("  exact loss %.4f ppm, U (k=2) %.4f ppm before rounding up" % (c["exact"]["loss_ppm"],
                                                                                  c["exact"]["u_k2_ppm"]))
+        b = c.get("budget")
+        if b:
+            L.extend("  " + x for x in budget_lines(b))
+        if c.get("no_pass"):
+            L.append("  cannot PASS: " + "; ".join("%s (%s)" % (r, NO_PASS_TEXT.get(r, "?")) for r in c["no_pass"]))
         L.append("  %-14s %-14s %-14s" % ("field", "device", "recomputed"))
         for k, row in c["fields"].items():
+            if k == "budget":
+                L.append("  %-14s %-29s %s" % (k, "(the table above)", "ok" if row["match"] else "MISMATCH"))
+                continue
             L.append("  %-14s %-14s %-14s %s" % (k, _fmt(row["device"]), _fmt(row["recomputed"]),
                                                  "ok" if row["match"] else "MISMATCH"))
     o = res["overall"]
     L.append("")
     L.append("overall verdict: device %s, recomputed %s %s" % (_fmt(o["device"]), _fmt(o["recomputed"]),
                                                                 "ok" if o["match"] else "MISMATCH"))
+    for x in res.get("notes") or []:
+        L.append("note: " + x)
     if res["findings"]:
         L.append("")
         L.append("findings:")

@@ -420,3 +420,47 @@ def test_calibration_span_and_linearity():
         raise AssertionError("accepted a reference below zero")
     except CalibError:
         pass
+
+
+def test_budget_worked_example_45g():
+    # docs/UNCERTAINTY.md worked example: the same integers on both interpreters
+    import budget
+    cpg = 20972
+    ch = {"counts_per_g": cpg, "u_span_ppm": 50, "lin_dev_ug": 400, "lin_ref_ug": 100000000,
+          "span_tc_ppm_per_c": 15, "creep_ppm": 250, "creep_tau_s": 300}
+    inp = budget.inputs(ch, {"mass_ug": 50000000, "tol_ug": 5000, "u_rep_ug": 300, "n": 10}, 100, 900, -50, 0, 5000)
+    a = 45 * cpg + 100000
+    b = a - 45 * cpg * 4800 // 1000000
+    got = budget.compute((64 * 100000, 64, 0, 1), (64 * a, 64, 0, 1), (64 * b, 64, 0, 1), 2300, 2300, 2400, None, inp)
+    t = got["terms_ug"]
+    assert [t[k] for k in budget.TERMS] == [0, 0, 425, 20, 390, 765, 1377, 1]
+    assert (got["U_ppm"], got["m0_ug"], got["uc_ug"], got["U_ug"]) == (75, 45000000, 1678, 3356)
+    assert budget.rep_known(inp)
+    # no check-weight history: the stated bound of 20 counts per weighing (954 ug here)
+    inp2 = budget.inputs(ch, None, 100, 900, -50, 0, 5000)
+    assert not budget.rep_known(inp2)
+    got2 = budget.compute((64 * 100000, 64, 0, 1), (64 * a, 64, 0, 1), (64 * b, 64, 0, 1), 2300, 2300, 2400, None, inp2)
+    assert got2["terms_ug"]["rep"] == 1350     # sqrt(2) x ceil(20e6 / 20972) = sqrt(2) x 954
+    try:
+        budget.inputs({"counts_per_g": 0}, None, 0, 0, 0, 0, 5000)
+        raise AssertionError("no error")
+    except budget.BudgetError as e:
+        assert "counts_per_g" in str(e)
+
+
+def test_drift_fit_zero_return():
+    # vented 10 min at 23 degC, 30 min under vacuum heating to 80 degC, vented 10 min back at 23 degC
+    # with the zero 37 counts higher: the zero return is 37 counts whatever the fitted k
+    import drift
+    rec = drift.DriftRecorder(1)
+    raws = array("i", [0])
+    valid = bytearray(b"\x01")
+    for minute in range(50):
+        vented = minute < 10 or minute >= 40
+        t = 2300 if vented else 2300 + (minute - 10) * 190
+        for s in range(60):
+            raws[0] = 100000 + 2 * t + (37 if minute >= 40 else 0) + (s % 3) - 1
+            rec.add(t, 101325 if vented else 1000, raws, valid)
+    fit = rec.fit()
+    assert fit[0]["zero_return_counts"] == 37
+    assert fit[0]["points_vented"] == 20

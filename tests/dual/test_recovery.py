@@ -343,3 +343,19 @@ def test_power_cut_in_soak_then_resume_to_the_end():
     c = s2.ctrl
     assert c.soak_in_spec_ms >= 300000 and c.t_s() > cut_t
     os.remove(path)
+
+
+def test_scan_keeps_the_no_pass_reasons():
+    # reasons logged before a power cut (E_NO_PASS: a = reason, b = cell or -1) survive the scan, so a
+    # resumed run still cannot PASS (app.Controller.resume)
+    f = Sink()
+    log = RunLog(2)
+    log.open("x", {"run_id": "t-0002", "method": _method(), "cells": ["c1", "c2"]}, opener=lambda p, m: f)
+    log.event(1000, C.E_NO_PASS, C.NP_CHAMBER_TIMED, -1)
+    log.event(2000, C.E_NO_PASS, C.NP_LC_TEMP, 1)
+    for t in range(1, 31):
+        log.sample(t, 7, C.SF_IN_SPEC, SP, 2400, 900, 480, array("i", [1, 2]))
+        log.poll(t)
+    log.poll(1030)
+    st = _scan(bytes(f.data))
+    assert st.no_pass == [(C.NP_CHAMBER_TIMED, -1), (C.NP_LC_TEMP, 1)]

@@ -149,8 +149,9 @@ def test_runner_captures_each_screen_in_cpython():
     from ovenctl import sweep
     from ovenctl.scenario import normalize
     from sim import runner
+    from test_verify import with_check_history
     scn = normalize({"seed": 1})
-    res, _ = runner.run_scenario(scn, blank_fit=sweep.BlankCache().get(scn), screens=True)
+    res, _ = with_check_history(runner.run_scenario, scn, blank_fit=sweep.BlankCache().get(scn), screens=True)
     names = [s["name"] for s in res["screens"]]
     assert names[0] == "00-IDLE" and names[-1] == "99-verdict"
     for want in ("02-TARE", "03-LOAD", "04-INITIAL_WEIGH", "05-PUMPDOWN", "06-HEATUP", "07-SOAK", "08-COOLDOWN",
@@ -163,8 +164,15 @@ def test_runner_captures_each_screen_in_cpython():
     fb = framebuf.FrameBuffer(bytearray(soak), 128, 64, framebuf.MONO_VLSB)
     assert T.decode(fb, 0, 39, 1, 1, 12) == "left 6:00:00"
     # without screens=True nothing changes in the result
-    res2, _ = runner.run_scenario(scn, blank_fit=sweep.BlankCache().get(scn))
+    res2, _ = with_check_history(runner.run_scenario, scn, blank_fit=sweep.BlankCache().get(scn))
     assert "screens" not in res2
+    # without a check-weight history the cell cannot PASS: INCONCLUSIVE, and the screen says why
+    res3, _ = runner.run_scenario(scn, blank_fit=sweep.BlankCache().get(scn), screens=True)
+    assert res3["verdict"] == "INCONCLUSIVE"
+    import display
+    sx, sy = display.Screen.fit("INCONCLUSIVE", 128, 3)
+    fb = framebuf.FrameBuffer(bytearray(bytes.fromhex(res3["screens"][-1]["fb_hex"])), 128, 64, framebuf.MONO_VLSB)
+    assert T.decode(fb, 0, 8 * sy + 3 + 18, 1, 1, 13) == "why: NO_CHECK"
 
 
 def test_ovenctl_sim_screens(tmp_path):
