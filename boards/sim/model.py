@@ -49,6 +49,7 @@ LC_RAIL_LO = -0x800000
 LC_GLITCH_PPM = 20000             # fraction of conversions that glitch while the fault is active
 PAN_MASS_G = 20.0                 # weighing pan (always on the load cell)
 PAN_VOLUME_CM3 = 7.4              # aluminium pan: 20 g / 2.7 g/cm3
+STEEL_G_PER_CM3 = 7.95            # reference / check masses (OIML R111 stainless steel)
 CELL_CP_J_PER_G_C = 1.0           # specific heat of a cell
 H_RAD_W_PER_M2C = 6.0             # radiative + conductive cell-to-chamber coupling (vacuum)
 H_AIR_W_PER_M2C = 25.0            # extra convective coupling at 1 atm (oven fan), scales with p
@@ -223,6 +224,7 @@ class Bench:
         self._lc_read_idx = [-(1 << 29)] * n     # conversion index consumed by the last read
         self._lc_val_idx = [-(1 << 29)] * n      # conversion index of the cached value
         self._lc_val = [0] * n
+        self._placed_g = [0.0] * n               # reference / check mass on each pan, g
         self._rng_tc = Rng(self.seed, _STREAM_TC)
         self._rng_p = Rng(self.seed, _STREAM_P)
         self._rng_lct = Rng(self.seed, _STREAM_LCT)
@@ -357,6 +359,25 @@ class Bench:
             for i in range(self.n_cells):
                 self._cell_c[i] = amb
         self.cells_loaded = on
+
+    def place_mass(self, i, mass_g):
+        """Put a steel reference or check mass on pan i, in addition to whatever is there
+        (replaces a mass placed earlier on that pan)."""
+        if not (0 <= i < self.n_cells):
+            raise ValueError("place_mass: channel %r out of range" % (i,))
+        mass_g = float(mass_g)
+        if mass_g < 0.0:
+            raise ValueError("place_mass: negative mass %r" % (mass_g,))
+        self._placed_g[i] = mass_g
+
+    def remove_mass(self, i):
+        """Take the reference / check mass off pan i."""
+        if not (0 <= i < self.n_cells):
+            raise ValueError("remove_mass: channel %r out of range" % (i,))
+        self._placed_g[i] = 0.0
+
+    def placed_mass_g(self, i):
+        return self._placed_g[i]
 
     def preset(self, chamber_c=None, pressure_pa=None, lc_c=None, cell_c=None):
         """Force state (tests, starting mid-way): chamber_c also sets the thermocouple junction;
@@ -549,6 +570,7 @@ class Bench:
         m = PAN_MASS_G - rho * PAN_VOLUME_CM3
         if self.cells_loaded:
             m += self.true_mass_g(i) - rho * self._vol_cm3[i]
+        m += self._placed_g[i] * (1.0 - rho / STEEL_G_PER_CM3)
         return (self.lc_zero_offset_counts[i] + self.lc_counts_per_g * m
                 + self.lc_drift_counts_per_c * (self.lc_c - LC_DRIFT_REF_C))
 

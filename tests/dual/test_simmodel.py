@@ -422,3 +422,35 @@ def test_blank_run_operator_and_loading():
     _hold(b, 120.0)
     b.advance(600000)
     assert b.cell_c(0) == 23.0 and b.true_loss_ppm(0) == 0.0
+
+
+def test_place_and_remove_reference_mass():
+    # a steel reference mass adds to whatever is on the pan, less its own (small) buoyancy
+    b = _bench(blank_run=True, cells=[{}, {"mass_g": 10.0}], load_cell={"noise_counts_rms": 0.0})
+    from sim.model import STEEL_G_PER_CM3
+    cpg = b.lc_counts_per_g
+    e0 = b.loadcell_expected_counts(0)
+    e1 = b.loadcell_expected_counts(1)
+    b.place_mass(0, 100.0)
+    rho = b.air_density_mg_cm3() * 1e-3
+    assert abs(b.loadcell_expected_counts(0) - e0 - (100.0 - rho * 100.0 / STEEL_G_PER_CM3) * cpg) < 0.01
+    assert b.loadcell_expected_counts(1) == e1           # the other pan is untouched
+    assert b.placed_mass_g(0) == 100.0
+    # on top of a loaded cell too; load_cells still works with a mass placed
+    b.load_cells(1)
+    full = b.loadcell_expected_counts(0)
+    b.remove_mass(0)
+    assert abs(full - b.loadcell_expected_counts(0) - (100.0 - rho * 100.0 / STEEL_G_PER_CM3) * cpg) < 0.01
+    b.load_cells(0)
+    assert abs(b.loadcell_expected_counts(0) - e0) < 1e-6
+    # the raw reading (noise 0) follows
+    b.place_mass(1, 50.0)
+    b.advance(200)
+    assert abs(b.loadcell_raw(1) - b.loadcell_expected_counts(1)) <= 0.5
+    for bad in ((2, 1.0), (-1, 1.0), (0, -1.0)):
+        try:
+            b.place_mass(*bad)
+        except ValueError:
+            pass
+        else:
+            assert False, bad
