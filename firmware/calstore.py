@@ -457,7 +457,7 @@ class CheckProcedure:
                            "--tol TOL_MG, or calstore.set_check_weight)")
         self.n = n
         self.cal = cal
-        self.mass_ug = cw["mass_ug"]
+        self.weight_ug = cw["mass_ug"]
         self.tol_ug = cw["tol_ug"]
         self.d = d
         self.when = when
@@ -470,13 +470,14 @@ class CheckProcedure:
     def done(self):
         return self.ch >= self.n
 
-    def mass_ug_now(self):
-        return 0 if self._zero is None else self.mass_ug
+    def mass_ug(self):
+        """What must be on the pan for the next step (0 = empty pan)."""
+        return 0 if self._zero is None else self.weight_ug
 
     def prompt(self):
         if self._zero is None:
             return "check ch %d: empty the pan" % (self.ch + 1)
-        return "check ch %d: put the check weight (%s) on the pan" % (self.ch + 1, fmt_mass(self.mass_ug))
+        return "check ch %d: put the check weight (%s) on the pan" % (self.ch + 1, fmt_mass(self.weight_ug))
 
     def step(self, board, say=None):
         r = weigh(board, self.ch, self.sd_counts)
@@ -484,7 +485,7 @@ class CheckProcedure:
             self._zero = r
             return None
         cpg = self.cal["channels"][self.ch]["counts_per_g"]
-        dev, ok = check_eval(self.ch, self._zero, r, cpg, self.mass_ug, self.tol_ug)
+        dev, ok = check_eval(self.ch, self._zero, r, cpg, self.weight_ug, self.tol_ug)
         record_check(self.ch, dev, ok, self.d, self.when, self.run, say)
         res = (self.ch, dev, ok)
         self.results.append(res)

@@ -350,7 +350,7 @@ def check_weight(board, cal, cal_dir, say, ask=None, place=None, run=None):
     except calstore.CalError as e:
         return {"ok": False, "results": [list(r) for r in proc.results], "message": str(e)}
     return {"ok": not proc.failed(), "results": [list(r) for r in proc.results], "message": proc.message(),
-            "mass_ug": proc.mass_ug, "tol_ug": proc.tol_ug}
+            "mass_ug": proc.weight_ug, "tol_ug": proc.tol_ug}
 
 
 def calib_menu(cfg, blank_path=BLANK_PATH, say=None):
@@ -683,6 +683,9 @@ def autostart(board_mod, config_path=CONFIG_PATH, blank_path=BLANK_PATH, say=_sa
             board.outputs_safe()
             board.deinit()
             return None
+        if p.check_result.get("ok"):
+            # this result now counts in the repeatability (u_rep_ug) the run's budget uses
+            p.cal = calstore.load(board.n_cells, p.counts_per_g, p.cal_dir)
     else:
         p.check_result = {"ok": None, "skipped": "config check_weight: false"}
     if wdt_ms:

@@ -161,7 +161,7 @@ def test_check_weight_pass_fail_history_and_repeatability():
         cal = CS.load(2, bd.counts_per_g, d)
         c = CS.CheckProcedure(2, cal, d, when=99, run="r1")
         while not c.done():
-            m = c.mass_ug_now()
+            m = c.mass_ug()
             if m:
                 b.place_mass(c.ch, m / _G)
             else:
@@ -179,7 +179,7 @@ def test_check_weight_pass_fail_history_and_repeatability():
     # out of tolerance: a 50.02 g object instead of the check weight on pan 2
     c = CS.CheckProcedure(2, cal, d)
     while not c.done():
-        m = c.mass_ug_now()
+        m = c.mass_ug()
         if m:
             b.place_mass(c.ch, m / _G + (0.02 if c.ch == 1 else 0.0))
         else:

@@ -21,6 +21,8 @@ DEFAULTS = {
     "vacuum": {"leak_kpa_per_min": 0.05},
     "blank_run": True,
     "faults": [],
+    "calibration": {"span": True, "ref_g": None, "ref_actual_g": None, "check": True, "check_weight_g": None,
+                    "check_actual_g": None, "check_tol_mg": 20.0},
 }
 
 
