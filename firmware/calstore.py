@@ -453,8 +453,8 @@ class CheckProcedure:
     def __init__(self, n, cal, d=CALIB_DIR, when=None, run=None, sd_counts=SD_COUNTS):
         cw = _read(d, "check.json")
         if cw is None or not _is_int(cw.get("mass_ug")) or not _is_int(cw.get("tol_ug")):
-            raise CalError("no check weight stored: set one first (ovenctl calibrate check --set MASS_MG "
-                           "--tol TOL_MG, or calstore.set_check_weight)")
+            raise CalError("no check weight stored: set one first (ovenctl calibrate check --set G "
+                           "--tol MG, or calstore.set_check_weight at the REPL)")
         self.n = n
         self.cal = cal
         self.weight_ug = cw["mass_ug"]

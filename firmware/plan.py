@@ -733,3 +733,18 @@ def resume_plan(board_mod, header, config_path=CONFIG_PATH, blank_path=BLANK_PAT
     p.wdt_ms = wdt_ms
     p.audit_check(run=p.run_id)
     return p
+
+
+def repl_board(board_mod=None, config_path=CONFIG_PATH):
+    """The board for a calibration from the REPL or the host (ovenctl calibrate/autotune --port):
+    built from /config.json's "board" settings without its watchdog. The caller calls
+    outputs_safe() and deinit() when done."""
+    if board_mod is None:
+        import board as board_mod     # the board's board.py, next to board_select on the device
+    try:
+        cfg = load_config(config_path)
+    except ConfigError:
+        cfg = {}
+    bcfg = dict(cfg.get("board", {}))
+    bcfg["wdt_ms"] = 0
+    return board_mod.make_board(bcfg), cfg
