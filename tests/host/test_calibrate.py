@@ -255,3 +255,30 @@ def test_sim_run_refused_span_and_failed_check():
     res, _ = runner.run_scenario(scn)
     assert res["verdict"] == "NOT_STARTED" and "check weight off by" in res["not_started"]
     assert res["blank"] is None and res["calibration"]["check_blank"]["ok"] is False
+
+
+def test_report_shows_the_records(tmp_path):
+    from sim import runner
+    from ovenctl import cmd_report
+    res, log = runner.run_scenario(normalize({"seed": 4, "blank_run": False}), want_log=True)
+    p = tmp_path / "r.log"
+    p.write_bytes(log)
+    rc, out, err = _run(["report", str(p), "--out", str(tmp_path / "r.html")])
+    assert rc == 0, err
+    html = (tmp_path / "r.html").read_text()
+    i = html.index("Records (ISO/IEC 17025")
+    sec = html[i:html.index("<h2>", i + 10)]
+    for word in ("sim-operator", "cell-1", "simulated bench time", "check weight before the run", "passed",
+                 "measured (calibration store)", "≤ 10.0 kPa absolute", "chamber-timed", "guarded acceptance"):
+        assert word in sec, word
+    # a header without records (older firmware) says so, and a failed check and host time read right
+    assert cmd_report.records_rows({"run_id": "x"}) is None
+    rows = dict(cmd_report.records_rows({"records": {
+        "operator": "op-9", "operator_source": "host", "cells": ["A", "B"], "cells_source": "host",
+        "clock": {"source": "host", "start_s": 1764806400, "set_age_s": 30},
+        "ambient": {"temp_c_x100": 2312, "rh_permille": 455},
+        "check_weight": {"ok": False, "results": [[1, -25000, False]], "mass_ug": 50000000, "tol_ug": 20000}}}))
+    assert rows["operator"] == "op-9 (entered on the host (ovenctl prepare))"
+    assert rows["date and time of START"].startswith("2025-12-04 00:00:00 UTC (set from the host's clock")
+    assert rows["ambient conditions"] == "23.12 °C, 45.5 % RH"
+    assert rows["check weight before the run"] == "FAILED: ch 2 -25.0 mg OUT (50 g ± 20 mg)"
