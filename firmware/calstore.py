@@ -585,11 +585,11 @@ def autotune(board, setpoint_c_x100=12000, amplitude_ppm=500000, hysteresis_c_x1
     if fault:
         raise CalError("autotune stopped by the heater safety check (fault %d): heater off; nothing was stored" % fault)
     g = at.gains() if at.done else None
-    if g is None:
+    u = at.ultimate()
+    if g is None or u is None:
         raise CalError("autotune did not converge (no steady oscillation around %d.%02d degC within the time "
                        "limits): gains unchanged; nothing was stored"
                        % (setpoint_c_x100 // 100, setpoint_c_x100 % 100))
-    u = at.ultimate()
     return g[0], g[1], g[2], u[0], u[1]
 
 

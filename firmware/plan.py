@@ -393,7 +393,7 @@ def calib_menu(cfg, blank_path=BLANK_PATH, say=None):
                     proc = calstore.SpanProcedure(n, ch, refs[0] * 1000, refs[1] * 1000 if len(refs) > 1 else 0,
                                                   nominal_cpg=cal["channels"][ch]["counts_per_g"], d=d,
                                                   cal_id="buttons", when=audit.rtc_s(board))
-                    if run_procedure(board, proc, _ask_buttons(say), say):
+                    if run_procedure(board, proc, _ask_buttons(say), say) and proc.span is not None:
                         msg = "span ch %d: %d counts/g stored" % (ch + 1, proc.span["counts_per_g"])
                     else:
                         msg = "cancelled: nothing stored"
@@ -447,7 +447,7 @@ class Plan:
         self.operator = self.start.get("operator", cfg.get("operator", ""))
         self.operator_source = "host" if "operator" in self.start else ("config" if cfg.get("operator") else "none")
         self.lab = cfg.get("lab", {})
-        self.check_result = None    # the check-weight test at START: {"ok", "results"} or a reason it was skipped
+        self.check_result = {}      # the check-weight test at START: {"ok", "results"} or a reason it was skipped
         self.t_start_ms = board.ticks_ms() if hasattr(board, "ticks_ms") else 0
         self.blank_path = blank_path
         self.config_path = config_path
@@ -595,7 +595,8 @@ class Plan:
         else:
             clock = {"source": "none", "start_s": None}
         eq = calstore.equipment(self.cal_dir) or {}
-        equipment = {"controller": {"board": b.name, "id": eq.get("controller", "")}}
+        equipment = {}
+        equipment["controller"] = {"board": b.name, "id": eq.get("controller", "")}
         for k in eq:
             if k != "controller":
                 equipment[k] = eq[k]
@@ -614,7 +615,7 @@ class Plan:
                "statements": self.lab}
         return {"operator": self.operator, "operator_source": self.operator_source,
                 "cells": self.cells, "cells_source": "host" if "cells" in self.start else "config",
-                "equipment": equipment, "clock": clock, "ambient": amb, "check_weight": self.check_result,
+                "equipment": equipment, "clock": clock, "ambient": amb, "check_weight": self.check_result or None,
                 "lab": lab}
 
 
@@ -677,13 +678,14 @@ def autostart(board_mod, config_path=CONFIG_PATH, blank_path=BLANK_PATH, say=_sa
     p = Plan(board, cfg, m, load_blank(board.n_cells, blank_path), blank_path, config_path, say, start=start)
     p.audit_check(cfg, p.blank)     # what changed since the last START (mpremote, deploy --config)
     if cfg.get("check_weight", True):
-        p.check_result = check_weight(board, p.cal, p.cal_dir, say)
-        if p.check_result.get("ok") is False:
-            show_text(board, ["NOT STARTED", p.check_result.get("message", "check weight failed")], say)
+        r = check_weight(board, p.cal, p.cal_dir, say)
+        p.check_result = r
+        if r.get("ok") is False:
+            show_text(board, ["NOT STARTED", r.get("message", "check weight failed")], say)
             board.outputs_safe()
             board.deinit()
             return None
-        if p.check_result.get("ok"):
+        if r.get("ok"):
             # this result now counts in the repeatability (u_rep_ug) the run's budget uses
             p.cal = calstore.load(board.n_cells, p.counts_per_g, p.cal_dir)
     else:
@@ -728,7 +730,7 @@ def resume_plan(board_mod, header, config_path=CONFIG_PATH, blank_path=BLANK_PAT
     rec = header.get("records")
     if isinstance(rec, dict):
         p.operator = rec.get("operator", "")
-        p.check_result = rec.get("check_weight")
+        p.check_result = rec.get("check_weight") or {}
     p.run_id = header.get("run_id")
     p.wdt_ms = wdt_ms
     p.audit_check(run=p.run_id)
