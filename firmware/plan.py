@@ -742,7 +742,11 @@ def repl_board(board_mod=None, config_path=CONFIG_PATH):
     built from /config.json's "board" settings without its watchdog. The caller calls
     outputs_safe() and deinit() when done."""
     if board_mod is None:
-        import board as board_mod     # the board's board.py, next to board_select on the device
+        try:
+            import board as board_mod     # the board's board.py, next to board_select on the device
+        except ImportError:
+            raise calstore.CalError("this device has no board module to calibrate (the virtual device runs "
+                                    "scenarios only: use --sim SCENARIO)")
     try:
         cfg = load_config(config_path)
     except ConfigError:
