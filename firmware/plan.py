@@ -588,9 +588,10 @@ class Plan:
         if rtc is not None:
             clock = {"source": "rtc", "start_s": rtc}
         elif "host_time_s" in self.start:
-            # the host's clock when /start.json was written, plus the board's ticks since then
+            # the host's clock when /start.json was written plus the board's ticks until START
+            # (load_start); test_s: the same clock now, when the test's header is written
             el = b.ticks_diff(b.ticks_ms(), self.t_start_ms) // 1000 if hasattr(b, "ticks_ms") else 0
-            clock = {"source": "host", "start_s": self.start["host_time_s"] + el,
+            clock = {"source": "host", "start_s": self.start["host_time_s"], "test_s": self.start["host_time_s"] + el,
                      "set_age_s": self.start.get("age_s")}
         else:
             clock = {"source": "none", "start_s": None}

@@ -617,3 +617,37 @@ def test_start_data_from_the_host_sets_operator_cells_and_time():
     # written at a later tick than now: the board was reset since, the time is not trusted
     assert "host_time_s" not in plan.load_start(d + "/start.json", -10, lambda a, b: a - b)
     assert plan.load_start(d + "/nothing.json", 0, lambda a, b: a - b) == {}
+
+
+def test_host_start_data_goes_into_the_records_at_start():
+    import calstore  # noqa: F401
+    from sim.model import Bench
+    from sim.board import SimBoard
+    d = _dir("hostrec")
+    bench = Bench({"seed": 7, "blank_run": True, "cells": [{}, {}]})
+    bench.advance(10000)
+    # written by `ovenctl prepare` 4 s before START (the board's ticks then: 6000 ms)
+    _write(d + "/start.json", {"operator": "op-7", "cells": ["SN-A", "SN-B"], "host_time_s": 1764806400,
+                               "ticks_ms": 6000})
+    _write(d + "/config.json", {"operator": "cfg-op", "check_weight": False, "lab": {"sample_prep": "as received"}})
+
+    class Mod:
+        DEFAULTS = {"wdt_ms": 0}
+
+        def make_board(self, bcfg):
+            b = SimBoard(bench)
+            b.operator = Op([C.EV_START])
+            return b
+    p = plan.autostart(Mod(), config_path=d + "/config.json", blank_path=d + "/calib/blank.json",
+                       say=lambda m: None, show=lambda b, m: None)
+    assert p is not None and "start.json" not in os.listdir(d)        # consumed at START
+    bench.advance(3600000)                                              # a blank run later
+    r = p.records()
+    assert r["operator"] == "op-7" and r["operator_source"] == "host"
+    assert r["cells"] == ["SN-A", "SN-B"] and r["cells_source"] == "host" and p.cells == ["SN-A", "SN-B"]
+    assert r["clock"]["source"] == "host" and r["clock"]["start_s"] == 1764806404
+    assert r["clock"]["test_s"] == 1764806404 + 3600 and r["clock"]["set_age_s"] == 4
+    assert r["check_weight"] == {"ok": None, "skipped": "config check_weight: false"}
+    assert r["lab"]["statements"] == {"sample_prep": "as received"}
+    h = p.header("sim-0001", None)
+    assert h["records"]["operator"] == "op-7" and h["cells"] == ["SN-A", "SN-B"]
