@@ -319,7 +319,10 @@ def span_from(ch, zero, ref1, ref1_ug, ref2=None, ref2_ug=0, nominal_cpg=None, u
     u = isqrt_ceil(u_ref_ppm * u_ref_ppm + u_stat2 + u_lin2)
     return {"counts_per_g": cpg, "u_span_ppm": u, "lin_dev_ug": lin_dev, "lin_ref_ug": lin_ref,
             "cal_id": cal_id, "when": when, "ref_ug": [ref1_ug, ref2_ug] if ref2 is not None else [ref1_ug],
-            "zero_counts": (2 * zero[1] + zero[0]) // (2 * zero[0])}
+            "zero_counts": (2 * zero[1] + zero[0]) // (2 * zero[0]),
+            # the weighings themselves (n, sum of counts, n x sum of squared deviations): the
+            # calibration's raw record, in the store and the audit trail
+            "weighings": [list(zero), list(ref1)] + ([list(ref2)] if ref2 is not None else [])}
 
 
 def store_span(n, ch, sp, d=CALIB_DIR, when=None, run=None, say=None):

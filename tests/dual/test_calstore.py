@@ -74,6 +74,11 @@ def test_two_point_span_is_stored_and_audited():
     assert abs(sp["counts_per_g"] - true_cpg) <= 3
     assert 50 <= sp["u_span_ppm"] < 100
     assert sp["lin_ref_ug"] == 50 * _G and abs(sp["lin_dev_ug"]) < 2000
+    # the raw weighings are kept with the span: zero, reference 1, reference 2 (n, sum, m2n)
+    w = sp["weighings"]
+    assert len(w) == 3 and [x[0] for x in w] == [32, 32, 32]
+    net1 = w[1][1] / 32 - w[0][1] / 32
+    assert abs(net1 / 100 - sp["counts_per_g"]) < 1
     cal = CS.load(2, 20000, d)
     assert cal["source"] == "default"       # channel 1 has no measured span yet
     assert cal["channels"][1]["counts_per_g"] == sp["counts_per_g"]
