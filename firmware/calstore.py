@@ -105,12 +105,16 @@ def default_cal(n, counts_per_g):
 
 
 def _channel(span, counts_per_g, lc):
+    # counts_per_kg: the same span with 1000x the resolution (a 5 kg load cell has ~839 counts/g:
+    # an integer counts_per_g is only good to +-600 ppm, too coarse for a check weight in mg)
     c = {"counts_per_g": counts_per_g, "u_span_ppm": 0, "lin_dev_ug": 0, "lin_ref_ug": 0,
          "span_tc_ppm_per_c": lc["span_tc_ppm_per_c"], "creep_ppm": lc["creep_ppm"],
-         "creep_tau_s": lc["creep_tau_s"], "cal_id": "", "when": None}
+         "creep_tau_s": lc["creep_tau_s"], "cal_id": "", "when": None, "counts_per_kg": counts_per_g * 1000}
     if span is not None:
         for k in ("counts_per_g", "u_span_ppm", "lin_dev_ug", "lin_ref_ug", "cal_id", "when"):
             c[k] = span[k]
+        cpk = span.get("counts_per_kg")
+        c["counts_per_kg"] = cpk if _is_int(cpk) and cpk > 0 else span["counts_per_g"] * 1000
     return c
 
 
@@ -274,6 +278,7 @@ def span_from(ch, zero, ref1, ref1_ug, ref2=None, ref2_ug=0, nominal_cpg=None, u
         raise CalError("channel %d: %s; nothing was stored" % (ch + 1, e))
     c_num, c_den = c.counts_per_ug()
     cpg = (2 * c_num * 1000000 + c_den) // (2 * c_den)
+    cpk = (2 * c_num * 1000000000 + c_den) // (2 * c_den)
     if cpg < 1:
         raise CalError("channel %d: span below 1 count per gram: check the load cell wiring; nothing was stored" % (ch + 1))
     if nominal_cpg:
@@ -317,7 +322,7 @@ def span_from(ch, zero, ref1, ref1_ug, ref2=None, ref2_ug=0, nominal_cpg=None, u
         # a rectangular distribution of the linearity deviation over the range: dev^2 / 3
         u_lin2 = lin_dev * lin_dev * 10 ** 12 // (3 * ref2_ug * ref2_ug)
     u = isqrt_ceil(u_ref_ppm * u_ref_ppm + u_stat2 + u_lin2)
-    return {"counts_per_g": cpg, "u_span_ppm": u, "lin_dev_ug": lin_dev, "lin_ref_ug": lin_ref,
+    return {"counts_per_g": cpg, "counts_per_kg": cpk, "u_span_ppm": u, "lin_dev_ug": lin_dev, "lin_ref_ug": lin_ref,
             "cal_id": cal_id, "when": when, "ref_ug": [ref1_ug, ref2_ug] if ref2 is not None else [ref1_ug],
             "zero_counts": (2 * zero[1] + zero[0]) // (2 * zero[0]),
             # the weighings themselves (n, sum of counts, n x sum of squared deviations): the
@@ -391,6 +396,13 @@ class SpanProcedure:
         return sp
 
 
+def fmt_mg(ug, sign=False):
+    """ug as mg with one decimal, rounded half away from zero: fmt_mg(-19950, True) = "-20.0 mg"."""
+    a = -ug if ug < 0 else ug
+    t = (a + 50) // 100
+    return "%s%d.%d mg" % ("-" if ug < 0 else ("+" if sign else ""), t // 10, t % 10)
+
+
 def fmt_mass(ug):
     if ug >= 1000000 and ug % 1000 == 0:
         return "%d.%03d g" % (ug // 1000000, ug // 1000 % 1000)
@@ -424,12 +436,12 @@ def set_check_weight(mass_ug, tol_ug, ident="", d=CALIB_DIR, when=None, say=None
     return new
 
 
-def check_eval(ch, zero, loaded, counts_per_g, mass_ug, tol_ug):
+def check_eval(ch, zero, loaded, counts_per_kg, mass_ug, tol_ug):
     """(deviation_ug, ok) of a check weighing: (loaded - zero) counts / span - mass."""
     net_num = loaded[1] * zero[0] - zero[1] * loaded[0]
     net_den = loaded[0] * zero[0]
-    num = net_num * 1000000
-    den = net_den * counts_per_g
+    num = net_num * 1000000000
+    den = net_den * counts_per_kg
     m = (2 * num + den) // (2 * den)
     dev = m - mass_ug
     return dev, -tol_ug <= dev <= tol_ug
@@ -487,8 +499,9 @@ class CheckProcedure:
         if self._zero is None:
             self._zero = r
             return None
-        cpg = self.cal["channels"][self.ch]["counts_per_g"]
-        dev, ok = check_eval(self.ch, self._zero, r, cpg, self.weight_ug, self.tol_ug)
+        chan = self.cal["channels"][self.ch]
+        cpk = chan.get("counts_per_kg") or chan["counts_per_g"] * 1000
+        dev, ok = check_eval(self.ch, self._zero, r, cpk, self.weight_ug, self.tol_ug)
         record_check(self.ch, dev, ok, self.d, self.when, self.run, say)
         res = (self.ch, dev, ok)
         self.results.append(res)
@@ -503,7 +516,7 @@ class CheckProcedure:
         bad = self.failed()
         if not bad:
             return "check weight OK on %d channel(s)" % len(self.results)
-        return "; ".join(["ch %d: check weight off by %d mg (tolerance %d mg)" % (c + 1, dv // 1000, self.tol_ug // 1000)
+        return "; ".join(["ch %d: check weight off by %s (tolerance %s)" % (c + 1, fmt_mg(dv, True), fmt_mg(self.tol_ug))
                           for c, dv, _ok in bad]) + ": run not started (recalibrate the span or check the pan)"
 
 

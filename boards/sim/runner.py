@@ -127,8 +127,15 @@ def _cal_opts(scn, bench):
     refs = cs.get("ref_g") or [cap / 2, cap / 4]
     return {"span": cs.get("span", True), "ref_g": refs, "ref_actual_g": cs.get("ref_actual_g") or refs,
             "check_weight_g": cs.get("check_weight_g") or cap / 4,
-            "check_actual_g": cs.get("check_actual_g"), "check_tol_mg": cs.get("check_tol_mg") or 20.0,
+            "check_actual_g": cs.get("check_actual_g"), "check_tol_mg": cs.get("check_tol_mg") or _tol_mg(bench),
             "check": cs.get("check", True)}
+
+
+def _tol_mg(bench):
+    # the default check-weight tolerance: 20 mg, or 5 standard uncertainties of a check weighing
+    # (two 32-sample means of the load cell's noise) on a coarse load cell, whichever is larger
+    u_mg = bench.lc_noise_counts / 32 ** 0.5 * 2 ** 0.5 / bench.lc_counts_per_g * 1000.0
+    return max(20.0, 5.0 * u_mg)
 
 
 def _placer(bench, actual_g):

@@ -200,14 +200,14 @@ class DeviceTarget:
             r = self._weigh(ch)
             dev, ok = self._exec("def _e():\n"
                                  " cal=calstore.load(%d,%d,_D)\n"
-                                 " dv,ok=calstore.check_eval(%d,%r,%r,cal['channels'][%d]['counts_per_g'],%d,%d)\n"
+                                 " dv,ok=calstore.check_eval(%d,%r,%r,cal['channels'][%d]['counts_per_kg'],%d,%d)\n"
                                  " calstore.record_check(%d,dv,ok,_D,when=%r)\n"
                                  " return [dv,ok]\n"
                                  "_r(_e)\n" % (n, cpg, ch, tuple(z), tuple(r), ch, w, tol, ch, when))
             results.append([ch, dev, ok])
         bad = [r for r in results if not r[2]]
         msg = ("check weight OK on %d channel(s)" % n if not bad else
-               "; ".join("ch %d: check weight off by %d mg (tolerance %d mg)" % (c + 1, d // 1000, tol // 1000)
+               "; ".join("ch %d: check weight off by %+.1f mg (tolerance %.1f mg)" % (c + 1, d / 1000, tol / 1000)
                          for c, d, _ in bad))
         return {"ok": not bad, "results": results, "message": msg, "mass_ug": w, "tol_ug": tol}
 

@@ -199,7 +199,7 @@ CALIBRATION_FIELDS = {
     "check": (_boolean, True),                                  # check-weight test before each run
     "check_weight_g": (_nullable(_MASS_G), None),               # null: capacity/4
     "check_actual_g": (_nullable(_MASS_G), None),               # on the pan; null: as stated
-    "check_tol_mg": (_number(0.001, 100000.0), 20.0),
+    "check_tol_mg": (_nullable(_number(0.001, 100000.0)), None),  # null: max(20 mg, 5 u of a check weighing)
 }
 # -------------------------------------------------------------------------------------------------
 _TEMP = _number(0.0, 45.0)

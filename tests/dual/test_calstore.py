@@ -191,7 +191,7 @@ def test_check_weight_pass_fail_history_and_repeatability():
             b.remove_mass(c.ch)
         c.step(bd)
     assert [r[0] for r in c.failed()] == [1]
-    assert "ch 2: check weight off by 20 mg" in c.message() and "run not started" in c.message()
+    assert "ch 2: check weight off by +" in c.message() and "(tolerance 5.0 mg)" in c.message() and "run not started" in c.message()
     after = _files(d)
     # only the history and the trail changed: the calibration and its repeatability did not
     for name in before:
@@ -206,6 +206,11 @@ def test_check_weight_pass_fail_history_and_repeatability():
     h = CS.history(d)
     assert h[-1]["ok"] is False and h[-1]["ch"] == 1 and 19000 < h[-1]["dev_ug"] < 21000
     assert _trail(d)[-1]["what"] == "calib.check.last" and _trail(d)[-1]["new"]["ok"] is False
+
+
+def test_fmt_mg():
+    assert CS.fmt_mg(-19950, True) == "-20.0 mg" and CS.fmt_mg(19949, True) == "+19.9 mg"
+    assert CS.fmt_mg(5000) == "5.0 mg" and CS.fmt_mg(0, True) == "+0.0 mg" and CS.fmt_mg(-40) == "-0.0 mg"
 
 
 def test_check_stats_exact():

@@ -582,7 +582,7 @@ def test_check_weight_out_of_tolerance_does_not_start_the_run():
     p, b, tech, d = _start_sim("cwbad", {}, [C.EV_START], extra_g=0.05, bad_ch=1, setup=_cw)
     assert p is None
     assert [e["ok"] for e in calstore.history(d + "/calib")] == [True, False]
-    assert "NOT STARTED" in tech.said[-1] and "ch 2: check weight off by 4" in tech.said[-1] and "tolerance 20 mg" in tech.said[-1]
+    assert "NOT STARTED" in tech.said[-1] and "ch 2: check weight off by +4" in tech.said[-1] and "tolerance 20.0 mg" in tech.said[-1]
     assert b.bench.heater_duty_ppm == 0 and b.bench.pump_on == 0
     tr = [json.loads(x) for x in open(d + "/calib/audit.jsonl").read().splitlines()]
     assert tr[-1]["what"] == "calib.check.last" and tr[-1]["new"]["ok"] is False

@@ -103,7 +103,7 @@ def test_sim_refusals_change_nothing(tmp_path):
     # the check weight out of tolerance: exit 1, the calibration unchanged, the result in the history
     bad = ["--sim", _scn(tmp_path, "badcw", check_actual_g=50.05), "--cal-dir", d]
     rc, out, err = _run(["calibrate", "check"] + bad)
-    assert rc == 1 and "check weight FAILED" in err and "off by 5" in err
+    assert rc == 1 and "check weight FAILED" in err and "off by +49." in err
     after = _files(d)
     for name in before:
         if name not in ("checks.json", "audit.jsonl", "audit_state.json"):

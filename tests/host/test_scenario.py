@@ -22,7 +22,7 @@ DEFAULTS = {
     "blank_run": True,
     "faults": [],
     "calibration": {"span": True, "ref_g": None, "ref_actual_g": None, "check": True, "check_weight_g": None,
-                    "check_actual_g": None, "check_tol_mg": 20.0},
+                    "check_actual_g": None, "check_tol_mg": None},
 }
 
 
