@@ -144,6 +144,9 @@ class Session:
                 self._end(None)
                 return
             hdr = self.plan.header(self.run_id, self.blank_fit)
+            cal = hdr.get("calibration")
+            if isinstance(cal, dict) and "blank" in cal:
+                self.blank_fit = cal["blank"]       # with this run counted in its "runs_used"
             rtc = audit.rtc_s(self.b)
             if rtc is not None:
                 # a battery-backed clock: the outage of a power cut can be measured (recover())

@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import html
 import io
+import json
 import math
 import os
 import sys
@@ -208,9 +209,116 @@ def build(log, path, rated=None, key=None):
             "method_raw": hdr.get("method"),
             "calibration": cal, "drift": drift, "verify": ver, "device": dev, "cells": cells,
             "energy": energy_rows(log, rated), "problems": list(log.problems), "complete": log.complete,
-            "audit": audit_rows(hdr), "seal": seal_info(log, data, key),
+            "audit": audit_rows(hdr), "records": records_rows(hdr), "seal": seal_info(log, data, key),
             "generated": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z"),
             "overall": _vname(dev.get("verdict")) if dev else None}
+
+
+# ---------------------------------------------------------------- records (header "records" and "cal", firmware/plan.py)
+RECORDS_NOT_RECORDED = "not recorded by this firmware (a log from before the records)"
+
+
+def _when_text(t):
+    if isinstance(t, int) and not isinstance(t, bool) and t > 946684800:     # after 2000-01-01: a date
+        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(t, int) and not isinstance(t, bool):
+        return "%d s (board clock, no date)" % t
+    return "-"
+
+
+def _txt(v):
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True)
+    return str(v)
+
+
+def records_rows(hdr):
+    """The ISO/IEC 17025 §7.8 records of the log header as [(label, text)] (None for a log
+    without them): operator, cell serial numbers, date and time with its source, equipment with
+    calibration dates, ambient conditions, the check-weight result, the calibration used and the
+    lab's stated choices."""
+    r = hdr.get("records") if isinstance(hdr, dict) else None
+    cal = hdr.get("cal") if isinstance(hdr, dict) else None
+    if not isinstance(r, dict):
+        return None
+    rows = []
+    src = {"host": "entered on the host (ovenctl prepare)", "config": "from /config.json",
+           "none": "not entered", "buttons": "confirmed on the device"}
+    rows.append(("operator", "%s (%s)" % (_txt(r.get("operator")), src.get(r.get("operator_source"), _txt(r.get("operator_source"))))))
+    cells = r.get("cells") if isinstance(r.get("cells"), list) else []
+    rows.append(("cell serial numbers", "%s (%s)" % (", ".join(str(c) for c in cells) or "-",
+                                                    src.get(r.get("cells_source"), _txt(r.get("cells_source"))))))
+    clk = r.get("clock") if isinstance(r.get("clock"), dict) else {}
+    csrc = {"rtc": "the board's battery-backed clock", "host": "set from the host's clock at START",
+            "sim": "simulated bench time", "none": "no clock: date not known"}
+    rows.append(("date and time of START", "%s (%s%s)" % (
+        _when_text(clk.get("start_s")), csrc.get(clk.get("source"), _txt(clk.get("source"))),
+        ", written %s s before START" % clk["set_age_s"] if isinstance(clk.get("set_age_s"), int) else "")))
+    eq = r.get("equipment") if isinstance(r.get("equipment"), dict) else {}
+    for k in sorted(eq, key=str):
+        rows.append(("equipment: %s" % k, _txt(eq[k])))
+    amb = r.get("ambient")
+    if isinstance(amb, dict) and "temp_c_x100" in amb:
+        parts = ["%.2f °C" % (amb["temp_c_x100"] / 100)]
+        if isinstance(amb.get("rh_permille"), int):
+            parts.append("%.1f %% RH" % (amb["rh_permille"] / 10))
+        if isinstance(amb.get("pressure_pa"), int):
+            parts.append("%.1f hPa" % (amb["pressure_pa"] / 100))
+        rows.append(("ambient conditions", ", ".join(parts)))
+    else:
+        rows.append(("ambient conditions", "no sensor fitted" if amb is None else _txt(amb)))
+    ck = r.get("check_weight")
+    if isinstance(ck, dict):
+        if ck.get("ok") is None:
+            rows.append(("check weight before the run", "not run: %s" % _txt(ck.get("skipped"))))
+        else:
+            res = "; ".join("ch %d %+.1f mg %s" % (x[0] + 1, x[1] / 1000, "ok" if x[2] else "OUT")
+                            for x in ck.get("results") or [] if isinstance(x, list) and len(x) == 3)
+            rows.append(("check weight before the run", "%s: %s (%s ± %s mg)" % (
+                "passed" if ck.get("ok") else "FAILED", res or "-",
+                "%g g" % (ck["mass_ug"] / 1e6) if isinstance(ck.get("mass_ug"), int) else "-",
+                "%g" % (ck["tol_ug"] / 1000) if isinstance(ck.get("tol_ug"), int) else "-")))
+    else:
+        rows.append(("check weight before the run", "not recorded"))
+    if isinstance(cal, dict):
+        rows.append(("calibration used", "%s" % ("measured (calibration store)" if cal.get("source") == "measured"
+                                                 else "DEFAULT: span not measured on every channel")))
+        for i, ch in enumerate(cal.get("channels") or []):
+            if isinstance(ch, dict):
+                rows.append(("span channel %d" % (i + 1), "%s counts/g, u %s ppm, linearity %s, %s, calibrated %s" % (
+                    _txt(ch.get("counts_per_g")), _txt(ch.get("u_span_ppm")),
+                    "%+.1f mg at %g g" % (ch["lin_dev_ug"] / 1000, ch["lin_ref_ug"] / 1e6)
+                    if isinstance(ch.get("lin_ref_ug"), int) and ch["lin_ref_ug"] else "-",
+                    "references %s" % ch["cal_id"] if ch.get("cal_id") else "no reference IDs",
+                    _when_text(ch.get("when")))))
+        c = cal.get("check")
+        if isinstance(c, dict):
+            rows.append(("check-weight repeatability", "u %s ug from %s passed results" % (_txt(c.get("u_rep_ug")),
+                                                                                         _txt(c.get("n")))))
+        tc = cal.get("tc_offset_c_x100")
+        if isinstance(tc, dict):
+            rows.append(("thermocouple offsets", ", ".join("%s %+.2f °C" % (k, v / 100) for k, v in sorted(tc.items())
+                                                           if isinstance(v, int))))
+        pid = cal.get("pid")
+        rows.append(("heater PID", "autotuned: kp %s ki %s kd %s" % (pid.get("kp"), pid.get("ki"), pid.get("kd"))
+                     if isinstance(pid, dict) else "compiled-in defaults"))
+    lab = r.get("lab") if isinstance(r.get("lab"), dict) else {}
+    if lab:
+        rows.append(("lab choice: temperature", "%s °C ± %s °C" % (
+            "%.2f" % (lab["setpoint_c_x100"] / 100) if isinstance(lab.get("setpoint_c_x100"), int) else "-",
+            "%.2f" % (lab["tolerance_c_x100"] / 100) if isinstance(lab.get("tolerance_c_x100"), int) else "-")))
+        rows.append(("lab choice: vacuum level", "≤ %.1f kPa absolute" % (lab["vacuum_pa"] / 1000)
+                     if isinstance(lab.get("vacuum_pa"), int) else "-"))
+        rows.append(("lab choice: when the soak starts", _txt(lab.get("soak_start"))))
+        rows.append(("lab choice: decision rule", "%s acceptance, limit %s %s ppm" % (
+            _txt(lab.get("decision")), "≤" if lab.get("comparator") == "le" else "<", _txt(lab.get("limit_ppm")))))
+        st = lab.get("statements")
+        if isinstance(st, dict):
+            for k in sorted(st, key=str):
+                rows.append(("lab statement: %s" % k, _txt(st[k])))
+    return rows
 
 
 # ---------------------------------------------------------------- audit trail (header "audit", firmware/audit.py)
@@ -750,7 +858,10 @@ def render_html(rep, figs):
                   ("SHA-256", "<code>%s</code>" % _e(rep["sha256"]))]
                  + [(k, _e(v)) for k, v in sorted(h.items())
                     if k not in ("run_id", "fw_version", "board", "mode", "cells", "method", "calibration", "log",
-                                  "audit")]))
+                                  "audit", "records", "cal")]))
+    P.append("<h2>Records (ISO/IEC 17025 §7.8)</h2>")
+    rr = rep.get("records")
+    P.append(_kv([(k, _e(v)) for k, v in rr]) if rr else "<p class=small>%s</p>" % _e(RECORDS_NOT_RECORDED))
     P.append("<h2>Method</h2>")
     mr = rep["method_raw"]
     P.append(_kv([(k, _e(v)) for k, v in sorted(mr.items(), key=lambda kv: str(kv[0]))]) if isinstance(mr, dict)
@@ -813,6 +924,8 @@ def summary_lines(rep):
          "calibration: %s counts/g (%s); drift: %s" % (rep["calibration"].get("counts_per_g"), rep["calibration"].get("span"),
                                                         ", ".join("ch%d k %.3f counts/°C" % (d["channel"], d["k"]["k_counts_per_c"])
                                                                   if d["k"] else "ch%d none" % d["channel"] for d in rep["drift"])),
+         ] + ["records: " + RECORDS_NOT_RECORDED] * (not rep.get("records")) + [
+             "%s: %s" % (k, v) for k, v in (rep.get("records") or [])] + [
          "", "OVERALL VERDICT: %s" % (rep["overall"] or "no verdict record"),
          "decision rule: " + rule_text(m), ""]
     for r in verdict_rows(rep):

@@ -195,6 +195,22 @@ def _join(path, key):
     return key if not path else path + "." + key
 
 
+# ---- calibration on the simulated bench (H4: boards/sim/runner.py, firmware/calstore.py) --------
+# The simulated technician calibrates the span of each channel with reference masses (once per
+# run: every simulated run starts with an empty calibration store) and runs the check-weight test
+# before the blank run and before the test. *_actual_g: what really goes on the pan instead of the
+# stated mass (a wrong reference or check weight: the calibration is refused / the run does not start).
+_MASS_G = _number(0.001, 5000.0)
+CALIBRATION_FIELDS = {
+    "span": (_boolean, True),                                   # span calibration before the runs
+    "ref_g": (_nullable(_array(_MASS_G, 1, 2)), None),          # stated masses; null: capacity/2, /4
+    "ref_actual_g": (_nullable(_array(_MASS_G, 1, 2)), None),   # on the pan; null: as stated
+    "check": (_boolean, True),                                  # check-weight test before each run
+    "check_weight_g": (_nullable(_MASS_G), None),               # null: capacity/4
+    "check_actual_g": (_nullable(_MASS_G), None),               # on the pan; null: as stated
+    "check_tol_mg": (_nullable(_number(0.001, 100000.0)), None),  # null: max(20 mg, 5 u of a check weighing)
+}
+# -------------------------------------------------------------------------------------------------
 _TEMP = _number(0.0, 45.0)
 TOP_FIELDS = {
     "seed": (_integer(0, SEED_MAX), _REQUIRED),
@@ -210,6 +226,7 @@ TOP_FIELDS = {
     "probe": (_boolean, True),
     "probe_cell": (_nullable(_object(PROBE_CELL_FIELDS)), None),
     "faults": (_array(_object(FAULT_FIELDS), 0, MAX_FAULTS), []),
+    "calibration": (_object(CALIBRATION_FIELDS), {}),   # H4: reference masses and check weight
 }
 
 
