@@ -24,7 +24,7 @@ _INT_FIELDS = (
     ("resume_grace_s", 120, 0, 3600, "longest power cut after which a soak may resume (recovery.py), s; 0 = never"),
     ("resume_max", 3, 0, 100, "most power-cut resumes per run"),
     ("settle_s", 900, 0, 7200, "load-cell settling (creep) after the cells are loaded, before m0, s"),
-    ("lc_temp_band_c_x100", 100, 10, 1000, "m1 only once the load-cell temperature is within this of its value at m0, 0.01 degC"),
+    ("lc_temp_band_c_x100", 200, 10, 1000, "m1 only once the load-cell temperature is within this of its value at m0, 0.01 degC"),
     ("lc_temp_wait_s", 14400, 600, 86400, "longest wait for that band; then m1 is weighed and the cell cannot PASS, s"),
     ("stable_sd_permille", 20, 1, 500, "stable: standard deviation of the window mean <= this share of the allowed loss (limit x m0), 0.1 %"),
     ("stable_drift_permille", 10, 1, 1000, "stable: drift <= this share of the allowed loss per minute, 0.1 %/min"),

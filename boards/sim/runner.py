@@ -283,6 +283,8 @@ def run_scenario(scn, progress_s=0, want_log=False, emit=None, blank_fit=None, s
                       "true_loss_ppm": bench.true_loss_ppm(i),
                       "method_loss_ppm": bench.method_loss_ppm(i, method),
                       "leak_visible": c.leak[i], "early_fail": c.early_fail[i],
+                      "no_pass": [C.NO_PASS_NAMES[x] for x in c.no_pass[i]],
+                      "u_budget_ug": r.budget["terms_ug"] if r is not None and r.budget is not None else None,
                       "m0_g": bench.initial_mass_g(i)})
     out.update({
         "verdict": V.VERDICT_NAMES[fv],

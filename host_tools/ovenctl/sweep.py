@@ -100,7 +100,8 @@ def accuracy_sweep(blank_cache=None, seeds=(11, 12), verify=True):
         rows.append({"seed": s["seed"], "mass_g": s["cells"][0]["mass_g"], "volatile_g": s["cells"][0]["volatile_g"],
                      "ambient_end_c": s["ambient_end_c"], "drift": s["load_cell"]["zero_drift_counts_per_c"],
                      "verdict": res["verdict"], "cell_verdict": c["verdict"], "loss_ppm": c["loss_ppm"],
-                     "u_ppm": c["u_ppm"], "true_loss_ppm": c["true_loss_ppm"],
+                     "u_ppm": c["u_ppm"], "true_loss_ppm": c["true_loss_ppm"], "no_pass": c.get("no_pass", []),
+                     "method_loss_ppm": c.get("method_loss_ppm"),
                      "err_ppm": None if c["loss_ppm"] is None else c["loss_ppm"] - c["true_loss_ppm"],
                      "verify_exit": vexit})
     errs = [r["err_ppm"] for r in rows if r["err_ppm"] is not None]
