@@ -20,7 +20,7 @@ ALL_SOLID_WH_PER_KG = 500   # all-solid-state >= 500 Wh/kg
 VERDICT_COLORS = {"PASS": "#1b7a2e", "FAIL": "#b3261e", "INCONCLUSIVE": "#b26a00", "INVALID": "#6a3d9a",
                   "ABORTED": "#5f6368", None: "#5f6368"}
 PHASE_COLORS = {"PRECHECK": "#dddddd", "TARE": "#c6dbef", "LOAD": "#e5e5e5", "INITIAL_WEIGH": "#9ecae1",
-                "PUMPDOWN": "#d9d2e9", "HEATUP": "#fdd0a2", "SOAK": "#fff2b3", "COOLDOWN": "#c7e9c0",
+                "PREHEAT": "#fee6ce", "PUMPDOWN": "#d9d2e9", "HEATUP": "#fdd0a2", "SOAK": "#fff2b3", "COOLDOWN": "#c7e9c0",
                 "VENT": "#e0e0e0", "FINAL_WEIGH": "#9ecae1", "LEAK_CHECK": "#f2d7e6", "VERDICT": "#eeeeee",
                 "DONE": "#eeeeee", "ABORTED": "#f4b6b6"}
 

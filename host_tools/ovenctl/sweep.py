@@ -19,7 +19,7 @@ from sim import runner  # noqa: E402
 
 FAULT_KINDS = ("thermocouple_open", "thermocouple_short", "heater_stuck_on", "heater_dead", "vacuum_leak",
                "loadcell_disconnect", "loadcell_glitches")
-PHASES = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK", "COOLDOWN", "VENT",
+PHASES = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PREHEAT", "PUMPDOWN", "HEATUP", "SOAK", "COOLDOWN", "VENT",
           "FINAL_WEIGH", "LEAK_CHECK")
 # How long each injected fault lasts (None: until the end). Heater faults are permanent: a dead
 # heater matters only once heat is needed, a stuck SSR only while the contactor is closed.

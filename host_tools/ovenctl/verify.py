@@ -83,7 +83,7 @@ from ovenctl.logfile import LogError, read_log  # noqa: F401  (LogError re-expor
 # ---------------------------------------------------------------- facts of the record format
 # (copied from the firmware's published constants; values are part of the log format)
 PHASE_NAMES = ("IDLE", "PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK",
-               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED")
+               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED", "PREHEAT")
 PH_TARE, PH_INITIAL_WEIGH, PH_SOAK, PH_COOLDOWN = 2, 4, 7, 8
 PH_FINAL_WEIGH, PH_DONE, PH_ABORTED = 10, 13, 14
 WEIGH_PHASE = {1: PH_TARE, 2: PH_INITIAL_WEIGH, 3: PH_FINAL_WEIGH}
