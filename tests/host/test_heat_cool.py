@@ -52,15 +52,17 @@ def test_heat_and_cool_in_air_measure_the_method_loss(mass_g, tau_min):
         assert "PREHEAT" not in [p["name"] for p in res_v["phases"]]
 
 
-def test_tcsae_slow_cell_over_bake_stays_below_two_u():
-    """The 1 % method's slow 45 g cell: the residual over-bake (+80 ppm, 0.8 % of the loss) exceeds U
-    (61) but not 2 U: a cell whose method loss is below the limit minus U cannot be given FAIL
-    (FAIL needs loss - U > limit)."""
-    _, c = _cell(_scn(45.0, 1000.0, "air", "air", base="tcsae-434-2025"))
+@pytest.mark.parametrize("mass_g", [45.0, 2000.0])
+def test_tcsae_slow_cell_over_bake_stays_below_two_u(mass_g):
+    """The 1 % method's slow cells (losses near 10000 ppm): the residual over-bake (measured +80 ppm at
+    45 g, +95 ppm at 2 kg: about 0.9 % of the loss) exceeds U (61) but not 2 U, so a cell whose method
+    loss is below the limit minus U cannot be given FAIL (FAIL needs loss - U > limit), and it stays
+    within the issue's 100 ppm of method_loss_ppm for a >= 20 g cell."""
+    _, c = _cell(_scn(mass_g, 1000.0, "air", "air", base="tcsae-434-2025"))
     d = c["loss_ppm"] - c["method_loss_ppm"]
-    print("\ntcsae 45 g tau 1000: loss %d method %.0f U %d (d %+.0f)" % (c["loss_ppm"], c["method_loss_ppm"],
-                                                                        c["u_ppm"], d))
-    assert -c["u_ppm"] <= d < 2 * c["u_ppm"]
+    print("\ntcsae %.0f g tau 1000: loss %d method %.0f U %d (d %+.0f)" % (mass_g, c["loss_ppm"],
+                                                                          c["method_loss_ppm"], c["u_ppm"], d))
+    assert -c["u_ppm"] <= d < 2 * c["u_ppm"] and d <= 100
 
 
 @pytest.fixture(scope="module")
