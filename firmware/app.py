@@ -884,6 +884,7 @@ class Controller:
         tol = m["tol_c_x100"]
         if not self._chamber_band_ms and -tol <= dev <= tol:
             self._chamber_band_ms = self.now_ms
+            self.heatup_s = self._phase_ms() // 1000    # the oven's own heat-up, here in air
         if self._chamber_band_ms and dev > self.overshoot_c_x100:
             self.overshoot_c_x100 = dev
         # the cell (the probe in its dummy cell; without one the chamber) within the tight pre-heat
@@ -988,8 +989,10 @@ class Controller:
             return
         if not self._oven_ok:
             # heatup_s: the oven's own heat-up (chamber and vacuum in spec), whatever the cell does
+            # (heat_in "air": measured in PREHEAT)
             self._oven_ok = 1
-            self.heatup_s = self._phase_ms() // 1000
+            if not self.heat_air:
+                self.heatup_s = self._phase_ms() // 1000
         # the cell's temperature (the probe in its dummy cell) in tolerance too
         if not (self.chamber_timed or not self.probe_out):
             self._entry_ok_ms = 0
