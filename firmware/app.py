@@ -928,10 +928,14 @@ class Controller:
             self.in_spec = 0
 
     def _pumpdown(self):
+        self._pumpdown_step()
+        # after the step: a fault tick (timeout, leak rate) is neither logged nor counted
+        if self.heat_air and self.phase != PH_ABORTED:
+            self._credit()
+
+    def _pumpdown_step(self):
         m = self.m
         p = self.pressure_pa
-        if self.heat_air:
-            self._credit()
         if self._phase_ms() > m["pumpdown_timeout_s"] * 1000:
             self._raise_fault(C.F_PUMPDOWN_TIMEOUT, p)
             return

@@ -676,3 +676,21 @@ def test_cool_in_air_vents_at_the_soak_end():
         _flags_seen(c, 30)
         assert c.vent == vented and (c.pump == 0 if vented else True)
         assert _locked_steps(c, 30)                          # the cooldown tick allocates nothing
+
+
+def test_a_pumpdown_fault_tick_is_not_soak_time():
+    # the leak check fails in the soak credit: the fault tick is neither logged nor counted
+    b, c, _ = _preheating_controller(probe_c=11975)
+    c._enter(app.PH_PUMPDOWN)
+    c._leak_stage = 0
+    c.setpoint_c_x100 = 12000
+    b.adc.u16 = 6554 + 52428 * 4000 // 110000           # 4 kPa: the leak check starts, in spec
+    logged = 0
+    for _ in range(70):
+        c.step()
+        if c.phase == app.PH_ABORTED:
+            break
+        logged += 1 if c._flags() & C.SF_IN_SPEC else 0
+        b.adc.u16 = 6554 + 52428 * 9000 // 110000       # rising to 9 kPa: 5 kPa/min > 500 Pa/min
+    assert c.phase == app.PH_ABORTED and c.fault == C.F_LEAK_RATE
+    assert logged == 60 and c.soak_in_spec_ms == logged * 1000 == c.soak_total_ms
