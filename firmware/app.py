@@ -38,8 +38,9 @@ PH_LEAK_CHECK = const(11)
 PH_VERDICT = const(12)
 PH_DONE = const(13)
 PH_ABORTED = const(14)
+PH_PREHEAT = const(15)      # heat_in "air": heating in air (chamber closed, no vacuum) before PUMPDOWN
 PHASE_NAMES = ("IDLE", "PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK",
-               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED")
+               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED", "PREHEAT")
 
 MODE_TEST = const(0)
 MODE_BLANK = const(1)
@@ -71,6 +72,7 @@ _SPS = const(10)
 _TARE_REF_MG = const(2000)        # the smallest cell the controller weighs (2 g)
 _NO_CELL_COUNTS = const(1000)     # a pan less than this above its tare holds no cell
 _LC_BAND_HOLD_S = const(60)       # load-cell temperature in the m0 band this long before m1 (noise)
+_PREHEAT_HOLD_MS = const(60000)   # PREHEAT: chamber in tolerance and probe in the pre-heat band this long
 
 
 def _default_cal(n, counts_per_g):
@@ -104,6 +106,11 @@ class Controller:
         self._probe_ev_ms = 0
         self._chamber_band_ms = 0   # when the chamber first reached the band in HEATUP (0: not yet)
         self._oven_ok = 0           # HEATUP: chamber and vacuum in spec since the last tick
+        self._pre_ok_ms = 0         # PREHEAT: when chamber and probe entered their bands (0: not now)
+        # method choices resolved once (string compares stay off the tick): heat in air before the
+        # pump-down, cool vented after the soak (docs/APP.md "Heating and cooling")
+        self.heat_air = 1 if method.get("heat_in", "vacuum") == "air" else 0
+        self.cool_air = 1 if method.get("cool_in", "vacuum") == "air" else 0
         self.m = method
         self.mode = mode
         self.blank = blank          # drift fit per channel (drift.DriftRecorder.fit()) or None
@@ -301,7 +308,7 @@ class Controller:
             self._event(C.E_PROBE_TEMP, t, self.probe_status)
             return
         ph = self.phase
-        if ((ph == PH_HEATUP or ph == PH_SOAK or ph == PH_COOLDOWN)
+        if ((ph == PH_HEATUP or ph == PH_SOAK or ph == PH_COOLDOWN or ph == PH_PREHEAT)
                 and self.b.ticks_diff(self.now_ms, self._probe_ev_ms) >= _PROBE_EVENT_MS):
             self._probe_ev_ms = self.now_ms
             if self.log is not None:
@@ -687,6 +694,8 @@ class Controller:
             self._heatup()
         elif ph == PH_COOLDOWN:
             self._cooldown()
+        elif ph == PH_PREHEAT:
+            self._preheat()
         else:
             self._other_phase(ph)
         if self.phase == PH_ABORTED:
@@ -762,8 +771,7 @@ class Controller:
                 for i in range(self.n):
                     self._ref_zero[i] = self._ref_counts(1, i)
                 if self.mode == MODE_BLANK:
-                    self._enter(PH_PUMPDOWN)
-                    self._set_pump(1)
+                    self._heat_start()
                 else:
                     self._enter(PH_LOAD)
                     self._prompted = 0
@@ -804,9 +812,7 @@ class Controller:
                         return
                     self._d_div[i] = (c0 - z + 500) // 1000
                     self._c0[i] = c0 - self._ref_zero[i]
-                self._enter(PH_PUMPDOWN)
-                self._leak_stage = 0
-                self._set_pump(1)
+                self._heat_start()
         elif ph == PH_PUMPDOWN:
             self._pumpdown()
         elif ph == PH_VENT:
@@ -851,7 +857,89 @@ class Controller:
                     self._compute_verdict()
                     self._enter(PH_DONE)
 
+    def _heat_start(self):
+        """After the (tare and) m0 weighing: heat_in "air" pre-heats with the chamber closed at
+        atmospheric pressure (the cells follow the chamber by convection, in minutes rather than
+        hours), "vacuum" pumps down first and heats under vacuum (radiation only)."""
+        if self.heat_air:
+            self._set_vent(0)
+            self._set_pump(0)
+            self._enter(PH_PREHEAT)
+            self._pre_ok_ms = 0
+            self._chamber_band_ms = 0
+            self.hguard.reset()
+            self.pid.reset()
+            self.setpoint_c_x100 = self.m["setpoint_c_x100"]
+        else:
+            self._enter(PH_PUMPDOWN)
+            self._leak_stage = 0
+            self._set_pump(1)
+
+    def _preheat(self):
+        m = self.m
+        # same bounds as HEATUP: heatup_timeout_s for the chamber, then probe_wait_s for the cell
+        if self._chamber_band_ms:
+            if self.b.ticks_diff(self.now_ms, self._chamber_band_ms) > m["probe_wait_s"] * 1000:
+                self._raise_fault(C.F_HEATUP_TIMEOUT, self.probe_c_x100)
+                return
+        elif self._phase_ms() > m["heatup_timeout_s"] * 1000:
+            self._raise_fault(C.F_HEATUP_TIMEOUT, self.temp_c_x100)
+            return
+        sp = self.setpoint_c_x100
+        dev = self.temp_c_x100 - sp
+        tol = m["tol_c_x100"]
+        if not self._chamber_band_ms and -tol <= dev <= tol:
+            self._chamber_band_ms = self.now_ms
+            self.heatup_s = self._phase_ms() // 1000    # the oven's own heat-up, here in air
+        if self._chamber_band_ms and dev > self.overshoot_c_x100:
+            self.overshoot_c_x100 = dev
+        # the cell (the probe in its dummy cell; without one the chamber) within the tight pre-heat
+        # band: the soak under vacuum then starts with the cell at the setpoint, not 2 degC below it
+        band = m["preheat_band_c_x100"]
+        if self.chamber_timed:
+            pd = dev
+            ok = self.tc_status == C.OK
+        else:
+            pd = self.probe_c_x100 - sp
+            ok = self.probe_status == C.OK and self.tc_status == C.OK
+        if not (ok and -tol <= dev <= tol and -band <= pd <= band):
+            self._pre_ok_ms = 0
+            return
+        if not self._pre_ok_ms:
+            self._pre_ok_ms = self.now_ms
+            return
+        if self.b.ticks_diff(self.now_ms, self._pre_ok_ms) >= _PREHEAT_HOLD_MS:
+            self._event(C.E_PREHEAT_DONE, self.temp_c_x100 if self.chamber_timed else self.probe_c_x100,
+                        self.temp_c_x100)
+            # the PID keeps holding the setpoint through the pump-down
+            self._enter(PH_PUMPDOWN)
+            self._leak_stage = 0
+            self._set_pump(1)
+
+    def _credit(self):
+        """heat_in "air": a second of the pump-down and of HEATUP, after the pre-heat, at the
+        method's conditions (chamber and cell in tolerance, at the vacuum level) is soak time: the
+        cell is already at the setpoint, so the method's time under vacuum starts when the vacuum
+        is reached (docs/APP.md "Heating and cooling"). Flagged IN_SPEC in the log, so `ovenctl
+        verify` and the power-cut recovery count it from the samples like SOAK's seconds."""
+        m = self.m
+        dev = self.temp_c_x100 - self.setpoint_c_x100
+        tol = m["tol_c_x100"]
+        if (self.tc_status == C.OK and -tol <= dev <= tol and self.pressure_pa <= m["vacuum_pa"]
+                and (self.chamber_timed or not self.probe_out)):
+            self.in_spec = 1
+            self.soak_in_spec_ms += _TICK_MS
+            self.soak_total_ms += _TICK_MS
+        else:
+            self.in_spec = 0
+
     def _pumpdown(self):
+        self._pumpdown_step()
+        # after the step: a fault tick (timeout, leak rate) is neither logged nor counted
+        if self.heat_air and self.phase != PH_ABORTED:
+            self._credit()
+
+    def _pumpdown_step(self):
         m = self.m
         p = self.pressure_pa
         if self._phase_ms() > m["pumpdown_timeout_s"] * 1000:
@@ -878,9 +966,11 @@ class Controller:
                     return
                 self._set_pump(1)
                 self._enter(PH_HEATUP)
-                self.hguard.reset()
-                self.pid.reset()
-                self.setpoint_c_x100 = m["setpoint_c_x100"]
+                self._chamber_band_ms = 0
+                if not self.heat_air:
+                    self.hguard.reset()
+                    self.pid.reset()
+                    self.setpoint_c_x100 = m["setpoint_c_x100"]
 
     def _heatup(self):
         m = self.m
@@ -904,26 +994,37 @@ class Controller:
         if not (-tol <= dev <= tol and self.pressure_pa <= m["vacuum_pa"]):
             self._entry_ok_ms = 0
             self._oven_ok = 0
+            if self.heat_air:
+                self._credit()
             return
         if not self._oven_ok:
             # heatup_s: the oven's own heat-up (chamber and vacuum in spec), whatever the cell does
+            # (heat_in "air": measured in PREHEAT)
             self._oven_ok = 1
-            self.heatup_s = self._phase_ms() // 1000
+            if not self.heat_air:
+                self.heatup_s = self._phase_ms() // 1000
         # the cell's temperature (the probe in its dummy cell) in tolerance too
         if not (self.chamber_timed or not self.probe_out):
             self._entry_ok_ms = 0
+            if self.heat_air:
+                self._credit()
             return
         if not self._entry_ok_ms:
             self._entry_ok_ms = self.now_ms
         # the soak clock starts once the oven has stayed in spec for a minute: no start-up
         # flicker at the edge of the band is counted as soak or reported as an excursion
+        # (heat_in "air": those seconds, and the pump-down's at the vacuum level, are soak time
+        # already, _credit)
         if self.b.ticks_diff(self.now_ms, self._entry_ok_ms) >= _SOAK_ENTRY_HOLD_MS:
             self._enter(PH_SOAK)
-            self.soak_in_spec_ms = 0
-            self.soak_total_ms = 0
+            if not self.heat_air:
+                self.soak_in_spec_ms = 0
+                self.soak_total_ms = 0
             self.in_spec = 1
             if self.chamber_timed and self.mode == MODE_TEST and m["chamber_timed_pass"] != "yes":
                 self._no_pass(C.NP_CHAMBER_TIMED, -1)
+        elif self.heat_air:
+            self._credit()
 
     def _soak(self):
         m = self.m
@@ -972,11 +1073,20 @@ class Controller:
     def _start_cooldown(self):
         self.in_spec = 0
         self._heater_off()
+        if self.cool_air:
+            # cool_in "air": the vacuum ends with the soak; vented, the cells cool by convection
+            # and stop losing mass at the vacuum's rate (the method's time is the soak's)
+            self._set_pump(0)
+            self._set_vent(1)
         self._enter(PH_COOLDOWN)
 
     def _cooldown(self):
         m = self.m
-        self._vacuum_hysteresis()
+        if self.cool_air:
+            self._set_pump(0)
+            self._set_vent(1)
+        else:
+            self._vacuum_hysteresis()
         if self._phase_ms() > m["cooldown_timeout_s"] * 1000:
             self._set_invalid(C.F_COOLDOWN_TIMEOUT)
             self._enter(PH_VENT)

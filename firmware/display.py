@@ -61,6 +61,7 @@ PH_LEAK_CHECK = const(11)
 PH_VERDICT = const(12)
 PH_DONE = const(13)
 PH_ABORTED = const(14)
+PH_PREHEAT = const(15)
 MODE_BLANK = const(1)
 
 PAGE_MS = const(4)          # one page over I2C at 400 kHz: 3.3 ms, rounded up
@@ -213,7 +214,10 @@ class Screen:
             self.right("VENT", 30)
         # soak time left (only in-spec time counts)
         need_s = m["blank_soak_s"] if c.mode == MODE_BLANK else m["soak_s"]
-        if ph < PH_SOAK:
+        if ph == PH_PREHEAT and c._probe is not None:
+            # heating in air until the cell (the probe) is in the pre-heat band: show the cell
+            self.text("cell " + (ui.temp(c.probe_c_x100) if c.probe_status == C.OK else "----"), 0, 39)
+        elif ph < PH_SOAK or ph == PH_PREHEAT:
             self.text("soak " + ui.hm(need_s) + " to go", 0, 39)
         elif ph == PH_SOAK:
             self.text("left " + ui.hms(need_s - c.soak_in_spec_ms // 1000), 0, 39)
@@ -224,7 +228,7 @@ class Screen:
         if n > 4:
             n = 4
         weighing = ph == PH_TARE or ph == PH_INITIAL_WEIGH or ph == PH_FINAL_WEIGH
-        live = ph >= PH_SOAK and c.mode != MODE_BLANK
+        live = ph >= PH_SOAK and ph != PH_PREHEAT and c.mode != MODE_BLANK
         if n <= 2:
             fb.hline(0, 49, self.w, 1)
         for i in range(n):

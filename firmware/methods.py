@@ -31,6 +31,7 @@ _INT_FIELDS = (
     ("blank_max_runs", 20, 1, 1000, "a blank (drift) fit is valid for this many test runs"),
     ("zero_return_max_permille", 100, 1, 1000, "blank run zero-return bound, share of the allowed loss, 0.1 %"),
     ("probe_wait_s", 28800, 600, 86400, "longest wait, once the chamber is in the band, for the reference probe (the cell) to reach it, s"),
+    ("preheat_band_c_x100", 50, 10, 500, "heat_in air: the probe (the cell; without a probe the chamber) within this of the setpoint for a minute before pump-down, 0.01 degC"),
 )
 
 _CHOICES = (
@@ -38,6 +39,10 @@ _CHOICES = (
     ("decision", "guarded", ("guarded", "simple")),
     ("early_fail", "continue", ("continue", "stop")),
     ("chamber_timed_pass", "no", ("no", "yes")),
+    # heat the cells in air (convection) to the setpoint before the pump-down, and cool them vented
+    # after the soak: the vacuum time is then the method's soak (docs/APP.md "Heating and cooling")
+    ("heat_in", "air", ("air", "vacuum")),
+    ("cool_in", "air", ("air", "vacuum")),
 )
 
 

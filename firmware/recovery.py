@@ -39,6 +39,8 @@ DEFAULT_GRACE_S = const(120)
 DEFAULT_RESUME_MAX = const(3)
 
 _PH_SOAK = const(7)          # app.PH_SOAK (phase codes are part of the log format)
+_PH_PUMPDOWN = const(5)      # app.PH_PUMPDOWN
+_PH_HEATUP = const(6)        # app.PH_HEATUP
 _SF_IN_SPEC = const(1)       # codes.SF_IN_SPEC
 _MAX_BODY_DECODE = const(16384)   # longer records are CRC-checked in pieces, never decoded
 _PIECE = const(1024)
@@ -452,6 +454,11 @@ def _block(st, b, i, e):
             st.soak_n += 1
             if s[2] & _SF_IN_SPEC:
                 st.soak_in += 1
+        elif (s[1] == _PH_PUMPDOWN or s[1] == _PH_HEATUP) and s[2] & _SF_IN_SPEC:
+            # heat_in "air": the pump-down's and HEATUP's seconds at the method's conditions are
+            # soak time (app._credit), in-spec and total alike
+            st.soak_n += 1
+            st.soak_in += 1
     if i != e:
         raise ValueError("block length")
     st._st = s

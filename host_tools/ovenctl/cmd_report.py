@@ -21,7 +21,7 @@ ALL_SOLID_WH_PER_KG = 500   # all-solid-state >= 500 Wh/kg
 VERDICT_COLORS = {"PASS": "#1b7a2e", "FAIL": "#b3261e", "INCONCLUSIVE": "#b26a00", "INVALID": "#6a3d9a",
                   "ABORTED": "#5f6368", None: "#5f6368"}
 PHASE_COLORS = {"PRECHECK": "#dddddd", "TARE": "#c6dbef", "LOAD": "#e5e5e5", "INITIAL_WEIGH": "#9ecae1",
-                "PUMPDOWN": "#d9d2e9", "HEATUP": "#fdd0a2", "SOAK": "#fff2b3", "COOLDOWN": "#c7e9c0",
+                "PREHEAT": "#fee6ce", "PUMPDOWN": "#d9d2e9", "HEATUP": "#fdd0a2", "SOAK": "#fff2b3", "COOLDOWN": "#c7e9c0",
                 "VENT": "#e0e0e0", "FINAL_WEIGH": "#9ecae1", "LEAK_CHECK": "#f2d7e6", "VERDICT": "#eeeeee",
                 "DONE": "#eeeeee", "ABORTED": "#f4b6b6"}
 
@@ -723,6 +723,15 @@ def no_pass_text(names):
     return "; ".join("%s (%s)" % (n, verify.NO_PASS_TEXT.get(n, "?")) for n in names)
 
 
+def heat_cool_text(m):
+    """The method's heat_in / cool_in (docs/APP.md "Heating and cooling"); older logs: both vacuum."""
+    hi, ci = m.get("heat_in", "vacuum"), m.get("cool_in", "vacuum")
+    t = ("heated in air to %s °C of the setpoint (the cell's probe) before the pump-down; the soak counts from "
+         "the vacuum level" % _scaled(m, "preheat_band_c_x100", 100, "%.2f")) if hi == "air" else \
+        "heated under vacuum (the soak counts from SOAK)"
+    return t + ("; cooled vented from the soak's end" if ci == "air" else "; cooled under vacuum")
+
+
 def _flag_text(f):
     if not isinstance(f, int) or not f:
         return "-"
@@ -775,7 +784,8 @@ def render_html(rep, figs):
     P.append(_kv([("fault", _e(_code(dv.get("fault"), "none"))),
                   ("invalid", _e(_code(dv.get("invalid"), "no"))),
                   ("in-spec soak", _e("%s s of %s s required (total soak %s s)" % (
-                      _opt(dv.get("soak_in_spec_s")), _opt(m.get("soak_s")), _opt(dv.get("soak_total_s")))))]))
+                      _opt(dv.get("soak_in_spec_s")), _opt(m.get("soak_s")), _opt(dv.get("soak_total_s"))))),
+                  ("heating / cooling", _e(heat_cool_text(m)))]))
     if rep["device"] is None:
         P.append('<p class="bad">The log has no VERDICT record: loss, U and leak answers above are recomputed from '
                  'the raw records by verify (marked *), not the device\'s.</p>')
@@ -921,6 +931,7 @@ def summary_lines(rep):
              _pct(m["limit_ppm"]) if m.get("limit_ppm") else "-", m.get("decision"), m.get("u_sys_ppm"),
              m.get("soak_s"), _scaled(m, "setpoint_c_x100", 100, "%.2f"), _scaled(m, "tol_c_x100", 100, "%.2f"),
              _scaled(m, "vacuum_pa", 1000, "%.1f")),
+         heat_cool_text(m),
          "calibration: %s counts/g (%s); drift: %s" % (rep["calibration"].get("counts_per_g"), rep["calibration"].get("span"),
                                                         ", ".join("ch%d k %.3f counts/°C" % (d["channel"], d["k"]["k_counts_per_c"])
                                                                   if d["k"] else "ch%d none" % d["channel"] for d in rep["drift"])),

@@ -108,7 +108,7 @@ def _fault_kind(path, v):
     return v
 
 
-PHASES = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK", "COOLDOWN", "VENT",
+PHASES = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PREHEAT", "PUMPDOWN", "HEATUP", "SOAK", "COOLDOWN", "VENT",
           "FINAL_WEIGH", "LEAK_CHECK")
 
 

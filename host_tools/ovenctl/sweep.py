@@ -19,7 +19,7 @@ from sim import runner  # noqa: E402
 
 FAULT_KINDS = ("thermocouple_open", "thermocouple_short", "heater_stuck_on", "heater_dead", "vacuum_leak",
                "loadcell_disconnect", "loadcell_glitches")
-PHASES = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK", "COOLDOWN", "VENT",
+PHASES = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PREHEAT", "PUMPDOWN", "HEATUP", "SOAK", "COOLDOWN", "VENT",
           "FINAL_WEIGH", "LEAK_CHECK")
 # How long each injected fault lasts (None: until the end). Heater faults are permanent: a dead
 # heater matters only once heat is needed, a stuck SSR only while the contactor is closed.
@@ -29,14 +29,17 @@ FAULT_DURATION_S = {"thermocouple_open": 30, "thermocouple_short": 30, "heater_s
 _ATMOSPHERIC = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "VENT", "FINAL_WEIGH", "LEAK_CHECK")
 
 
-def observable(kind, phase):
+def observable(kind, phase, method=None):
     """Whether a fault of this kind injected in this phase has any physical effect the controller
     could see. Not observable: a dead heater after the soak (no heat is needed any more), and a
-    temporary vacuum leak while the chamber is vented (it is at atmospheric pressure anyway)."""
+    temporary vacuum leak while the chamber is at atmospheric pressure anyway: vented, or in PREHEAT
+    (heat_in "air": closed, not pumped) and in COOLDOWN under cool_in "air" (vented). `method`: the
+    scenario's method (a dict or preset name); None = the methods' defaults (heat and cool in air)."""
     if kind == "heater_dead":
         return phase not in ("COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK")
     if kind == "vacuum_leak":
-        return phase not in _ATMOSPHERIC
+        cool_air = not (isinstance(method, dict) and method.get("cool_in", "air") != "air")
+        return phase not in _ATMOSPHERIC and phase != "PREHEAT" and not (phase == "COOLDOWN" and cool_air)
     return True
 
 

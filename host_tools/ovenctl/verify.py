@@ -94,7 +94,7 @@ from ovenctl.logfile import LogError, read_log  # noqa: F401  (LogError re-expor
 # ---------------------------------------------------------------- facts of the record format
 # (copied from the firmware's published constants; values are part of the log format)
 PHASE_NAMES = ("IDLE", "PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK",
-               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED")
+               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED", "PREHEAT")
 PH_TARE, PH_INITIAL_WEIGH, PH_SOAK, PH_COOLDOWN = 2, 4, 7, 8
 PH_FINAL_WEIGH, PH_DONE, PH_ABORTED = 10, 13, 14
 WEIGH_PHASE = {1: PH_TARE, 2: PH_INITIAL_WEIGH, 3: PH_FINAL_WEIGH}
@@ -154,6 +154,13 @@ SF_IN_SPEC = 1
 SF_TC_BAD = 16
 SF_PROBE_OUT = 256             # the reference probe fitted and out of tolerance (or unread) that second
 SF_CHAMBER_TIMED = 512         # no reference probe: the soak was timed on the chamber
+# heat_in / cool_in (docs/APP.md "Heating and cooling"): PREHEAT heats in air before the pump-down, its
+# end is the PREHEAT_DONE event (a = probe (chamber without one) c_x100, b = chamber c_x100)
+PH_PUMPDOWN, PH_HEATUP, PH_PREHEAT = 5, 6, 15
+E_PREHEAT_DONE = 118
+EVENT_NAMES[E_PREHEAT_DONE] = "PREHEAT_DONE"
+SF_PUMP, SF_VENT = 4, 8
+PREHEAT_HOLD_S = 60            # app._PREHEAT_HOLD_MS: chamber and probe in their bands this long
 SF_NAMES = ((1, "IN_SPEC"), (2, "HEATER"), (4, "PUMP"), (8, "VENT"), (16, "TC_BAD"), (32, "P_BAD"),
             (64, "FAULT"), (128, "EXCURSION"), (256, "PROBE_OUT"), (512, "CHAMBER_TIMED"))
 
@@ -427,6 +434,9 @@ def check_method(m):
             raise CannotRecompute("header.method.%s is %r, not one of %s" % (k, m.get(k), ", ".join(choices)))
     if m.get("chamber_timed_pass", "no") not in ("no", "yes"):
         raise CannotRecompute("header.method.chamber_timed_pass is %r, not one of no, yes" % (m.get("chamber_timed_pass"),))
+    for k in ("heat_in", "cool_in"):
+        if m.get(k, "vacuum") not in ("air", "vacuum"):
+            raise CannotRecompute("header.method.%s is %r, not one of air, vacuum" % (k, m.get(k)))
     if not isinstance(m.get("name"), str):
         raise CannotRecompute("header.method.name is not a string")
     return m
@@ -553,7 +563,8 @@ def verify_log(log, path=None):
     hm = hdr.get("method")
     if isinstance(hm, dict):
         for k, v in sorted(hm.items(), key=lambda kv: str(kv[0])):
-            if k in ("name", "comparator", "decision", "early_fail", "base", "chamber_timed_pass"):
+            if k in ("name", "comparator", "decision", "early_fail", "base", "chamber_timed_pass", "heat_in",
+                     "cool_in"):
                 continue
             if not _is_int(v) or v < 0:
                 ctx.inconsistent("header method.%s is %r: the firmware's methods hold non-negative integers there"
@@ -649,8 +660,13 @@ def verify_log(log, path=None):
         _check_samples_vs_events(ctx, log, by_t, phase_ev)
     if method:
         _check_in_spec(ctx, log, hdr.get("method"), hdr.get("probe"))
-    soak_in = sum(1 for s in log.samples if s["phase"] == PH_SOAK and s["flags"] & SF_IN_SPEC)
-    soak_tot = sum(1 for s in log.samples if s["phase"] == PH_SOAK)
+    if method:
+        _check_heat_cool(ctx, log, hdr.get("method"), phase_ev)
+    # heat_in "air": the pump-down's and HEATUP's seconds at the method's conditions (IN_SPEC) are soak
+    # time too (app._credit); they count in both the in-spec and the total soak time
+    credit = sum(1 for s in log.samples if s["phase"] in (PH_PUMPDOWN, PH_HEATUP) and s["flags"] & SF_IN_SPEC)
+    soak_in = credit + sum(1 for s in log.samples if s["phase"] == PH_SOAK and s["flags"] & SF_IN_SPEC)
+    soak_tot = credit + sum(1 for s in log.samples if s["phase"] == PH_SOAK)
     done_ev = [e for e in ev if e["code"] == E_SOAK_DONE]
     out["soak"] = {"in_spec_s_samples": soak_in, "total_s_samples": soak_tot,
                    "required_s": method["soak_s"] if method else None,
@@ -881,7 +897,7 @@ def verify_log(log, path=None):
         if missing:
             ctx.verdict_issue("PASS with missing weighings: %s" % ", ".join(missing))
         if method and soak_in < method["soak_s"]:
-            ctx.verdict_issue("PASS but the samples show only %d s of in-spec soak (SOAK phase with IN_SPEC), "
+            ctx.verdict_issue("PASS but the samples show only %d s of in-spec soak (IN_SPEC samples), "
                               "the method needs %d s" % (soak_in, method["soak_s"]))
         if not done_ev:
             ctx.verdict_issue("PASS without a SOAK_DONE event")
@@ -1292,6 +1308,96 @@ def _check_in_spec(ctx, log, m, probe=None):
                          "(method: %d +/- %d (0.01 degC), <= %d Pa); first at %d s: %.2f degC, %d Pa, flags %s"
                          % (len(bad), sp, tol, vac, s["t_s"], s["temp_c_x100"] / 100, s["pressure_pa"],
                             flag_names(s["flags"])))
+
+
+def _check_heat_cool(ctx, log, m, phase_ev):
+    """The method's heat_in / cool_in (absent in older logs: "vacuum", the order before them).
+    heat_in "air": PREHEAT follows the m0 weighing (the tare in a blank run) and PUMPDOWN follows PREHEAT
+    only with a PREHEAT_DONE event in that second whose probe reading is within preheat_band_c_x100 of the
+    setpoint, after PREHEAT_HOLD_S samples with the chamber in tolerance and the probe not out of it; the
+    IN_SPEC flag of PUMPDOWN/HEATUP samples after it is the soak credit, recomputed from each sample.
+    heat_in "vacuum": no PREHEAT, no IN_SPEC before the soak. cool_in "air": every COOLDOWN sample vented
+    with the pump off (the vent opens at the soak's end); "vacuum": no COOLDOWN sample vented."""
+    if not isinstance(m, dict):
+        return
+    heat_air = m.get("heat_in", "vacuum") == "air"
+    cool_air = m.get("cool_in", "vacuum") == "air"
+    sp, tol, vac = m.get("setpoint_c_x100"), m.get("tol_c_x100"), m.get("vacuum_pa")
+    band = m.get("preheat_band_c_x100")
+    if not (_is_int(sp) and _is_int(tol) and _is_int(vac)):
+        return
+    done = {e["t_ms"] // 1000: e for e in log.events if e["code"] == E_PREHEAT_DONE}
+    blank = log.header.get("mode") == "blank"
+    credit_from = None          # t_s of the PREHEAT_DONE that allows a soak credit
+    for e in phase_ev:
+        t = e["t_ms"] // 1000
+        where = {"offset": e["offset"], "seq": e["seq"]}
+        if e["a"] == PH_PREHEAT:
+            if not heat_air:
+                ctx.inconsistent("PREHEAT at %d s, but the method heats in vacuum (heat_in %r)"
+                                 % (t, m.get("heat_in", "vacuum")), **where)
+            elif e["b"] != (PH_TARE if blank else PH_INITIAL_WEIGH):
+                ctx.inconsistent("PREHEAT at %d s entered from %s, not after the %s weighing"
+                                 % (t, phase_name(e["b"]), "tare" if blank else "m0"), **where)
+        elif e["a"] == PH_PUMPDOWN:
+            want = PH_PREHEAT if heat_air else (PH_TARE if blank else PH_INITIAL_WEIGH)
+            if e["b"] != want:
+                ctx.inconsistent("PUMPDOWN at %d s entered from %s; heat_in %s wants it after %s"
+                                 % (t, phase_name(e["b"]), "air" if heat_air else "vacuum", phase_name(want)), **where)
+                continue
+            if not heat_air:
+                continue
+            d = done.get(t)
+            if d is None:
+                ctx.inconsistent("PUMPDOWN at %d s without a PREHEAT_DONE event: the pre-heat did not complete" % t,
+                                 **where)
+                continue
+            if not (_is_int(band) and abs(d["a"] - sp) <= band):
+                ctx.inconsistent("PREHEAT_DONE at %d s with the probe at %.2f degC, outside the pre-heat band "
+                                 "%s (0.01 degC) of %.2f degC" % (t, d["a"] / 100, band, sp / 100),
+                                 offset=d["offset"], seq=d["seq"])
+                continue
+            before = [s for s in log.samples if t - PREHEAT_HOLD_S <= s["t_s"] < t]
+            if len(before) < PREHEAT_HOLD_S or any(
+                    s["phase"] != PH_PREHEAT or s["flags"] & (SF_TC_BAD | SF_PROBE_OUT)
+                    or abs(s["temp_c_x100"] - sp) > tol for s in before):
+                ctx.inconsistent("PUMPDOWN at %d s: the %d s before it are not all PREHEAT samples with the chamber "
+                                 "and the probe in tolerance" % (t, PREHEAT_HOLD_S), **where)
+                continue
+            credit_from = t
+        elif e["a"] == PH_SOAK and heat_air and credit_from is None:
+            ctx.inconsistent("SOAK at %d s without a completed pre-heat (heat_in air)" % t, **where)
+    for t, d in sorted(done.items()):
+        if not any(e["t_ms"] // 1000 == t and e["a"] == PH_PUMPDOWN for e in phase_ev):
+            ctx.inconsistent("PREHEAT_DONE at %d s is not followed by PUMPDOWN in the same second" % t,
+                             offset=d["offset"], seq=d["seq"])
+    bad = []
+    for s in log.samples:
+        if s["phase"] not in (PH_PUMPDOWN, PH_HEATUP):
+            continue
+        f = s["flags"]
+        if credit_from is None or s["t_s"] < credit_from:
+            want = False
+        else:
+            want = (not f & SF_TC_BAD and abs(s["temp_c_x100"] - sp) <= tol and s["pressure_pa"] <= vac
+                    and not f & SF_PROBE_OUT)
+        if bool(f & SF_IN_SPEC) != want:
+            bad.append(s)
+    if bad:
+        s = bad[0]
+        ctx.inconsistent("%d PUMPDOWN/HEATUP samples carry an IN_SPEC flag (soak credit) that the method and the "
+                         "sample contradict; first at %d s: %.2f degC, %d Pa, flags %s"
+                         % (len(bad), s["t_s"], s["temp_c_x100"] / 100, s["pressure_pa"], flag_names(s["flags"])))
+    cool = [s for s in log.samples if s["phase"] == PH_COOLDOWN]
+    if cool_air:
+        wrong = [s for s in cool if not s["flags"] & SF_VENT or s["flags"] & SF_PUMP]
+        what = "not vented with the pump off (cool_in air: the vent opens at the soak's end)"
+    else:
+        wrong = [s for s in cool if s["flags"] & SF_VENT]
+        what = "vented (cool_in vacuum: the chamber stays closed until VENT)"
+    if wrong:
+        ctx.inconsistent("%d COOLDOWN samples %s; first at %d s, flags %s"
+                         % (len(wrong), what, wrong[0]["t_s"], flag_names(wrong[0]["flags"])))
 
 
 def _half_even(num, den):

@@ -51,7 +51,9 @@ def section_sim():
     ov = scn["oven"]
     t_inf = scn["ambient_c"] + ov["heater_w"] / ov["loss_w_per_c"]
     tau = ov["heat_capacity_j_per_c"] / ov["loss_w_per_c"]
-    t0 = res["phase_start_chamber_c"]["HEATUP"]
+    # heat_in "air" (the default): the oven heats up in PREHEAT (heatup_s is measured there)
+    ph = res["phase_start_chamber_c"]
+    t0 = ph["PREHEAT"] if "PREHEAT" in ph else ph["HEATUP"]
     t_min = tau * math.log((t_inf - t0) / (t_inf - 118.0))
     c = res["cells"][0]
     return {

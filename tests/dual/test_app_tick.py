@@ -560,3 +560,137 @@ def test_thermocouple_offsets_are_added_to_the_readings():
     b, c = _heating_controller(cal=cal, chamber=13400, probe_c=11800)
     c.step()
     assert c.fault == C.F_TEMP_MAX
+
+
+# ---- heat_in / cool_in (docs/APP.md "Heating and cooling")
+def _preheating_controller(method="gb-2026", probe=True, chamber=11975, probe_c=11000):
+    # after the m0 weighing: vented at 100 kPa, the oven warm, the cell (probe) lagging
+    b = FakeBoard(probe)
+    b.spi.set_c(chamber)
+    if probe:
+        b.pspi.set_c(probe_c)
+    b.adc.u16 = 6554 + 52428 * 100000 // 110000
+    pumps = []
+    b.pump_set = pumps.append
+    c = app.Controller(b, methods.validate(method), blank=_blank(), counts_per_g=20972)
+    c.start()
+    for i in range(2):
+        c._ref_zero[i] = 50000
+        c._c0[i] = 900000
+        c._d_div[i] = 900
+    c._heat_start()
+    return b, c, pumps
+
+
+def test_preheat_tick_allocates_nothing_and_waits_for_the_cell_band():
+    b, c, pumps = _preheating_controller(probe_c=11850)     # in the tolerance, 1.5 degC below: not in the band
+    assert c.phase == app.PH_PREHEAT and c.heat_air == 1 and c.setpoint_c_x100 == 12000
+    for _ in range(5):
+        c.step()
+    n_ev = len(c.events)
+    assert _locked_steps(c, 300)
+    assert c.phase == app.PH_PREHEAT and len(c.events) == n_ev
+    # heating in air: chamber closed, pump off, the heater working, nothing counted as soak
+    assert c.pump == 0 and c.vent == 0 and pumps == [] and b.duty > 0
+    assert c.soak_in_spec_ms == 0 and c.in_spec == 0
+    b.pspi.set_c(11975)                                     # the cell within 0.5 degC: 60 s hold
+    _flags_seen(c, 60)
+    assert c.phase == app.PH_PREHEAT
+    _flags_seen(c, 2)
+    assert c.phase == app.PH_PUMPDOWN and c.pump == 1 and pumps == [1]
+    e = [e for e in c.events if e[1] == C.E_PREHEAT_DONE]
+    assert len(e) == 1 and e[0][2] == 11975 and e[0][3] == 11975
+    assert c.setpoint_c_x100 == 12000 and b.duty > 0        # the PID holds the setpoint in the pump-down
+
+
+def test_preheat_needs_the_chamber_in_tolerance_too_and_times_out():
+    m = {"base": "gb-2026", "heatup_timeout_s": 300, "probe_wait_s": 600}
+    b, c, _ = _preheating_controller(method=m, chamber=11600, probe_c=12000)
+    _flags_seen(c, 299)
+    assert c.phase == app.PH_PREHEAT                        # the cell in band, the chamber 4 degC low
+    _flags_seen(c, 3)
+    assert c.phase == app.PH_ABORTED and c.fault == C.F_HEATUP_TIMEOUT
+    # the chamber in tolerance at 100 s, the cell never in the band: probe_wait_s from then
+    b, c, _ = _preheating_controller(method=m, chamber=11600, probe_c=11500)
+    _flags_seen(c, 100)
+    b.spi.set_c(12000)
+    _flags_seen(c, 600)
+    assert c.phase == app.PH_PREHEAT
+    _flags_seen(c, 3)
+    assert c.phase == app.PH_ABORTED and c.fault == C.F_HEATUP_TIMEOUT and c.events[-2][2] == 11500
+
+
+def test_preheat_without_a_probe_uses_the_chamber_band():
+    m = {"base": "gb-2026", "preheat_band_c_x100": 20}
+    b, c, _ = _preheating_controller(method=m, probe=False, chamber=11950)   # in tolerance, 0.5 degC off
+    _flags_seen(c, 200)
+    assert c.phase == app.PH_PREHEAT
+    b.spi.set_c(12000)
+    _flags_seen(c, 62)
+    assert c.phase == app.PH_PUMPDOWN
+    assert [e[2] for e in c.events if e[1] == C.E_PREHEAT_DONE] == [12000]
+
+
+def test_heat_in_vacuum_pumps_down_first():
+    b, c, pumps = _preheating_controller(method={"base": "gb-2026", "heat_in": "vacuum"})
+    assert c.heat_air == 0 and c.phase == app.PH_PUMPDOWN and c.setpoint_c_x100 == 0 and pumps == [1]
+
+
+def test_pumpdown_seconds_at_the_method_conditions_are_soak_time():
+    # heat_in air: once the vacuum is reached with the cell at temperature the soak clock runs
+    # (IN_SPEC), through the leak check and HEATUP; heat_in vacuum counts only from SOAK
+    for heat_in, credit in (("air", True), ("vacuum", False)):
+        b, c, _ = _preheating_controller(method={"base": "gb-2026", "heat_in": heat_in}, probe_c=11975)
+        c._enter(app.PH_PUMPDOWN)
+        c._leak_stage = 0
+        c.setpoint_c_x100 = 12000
+        fl = _flags_seen(c, 10)                              # 100 kPa: not yet
+        assert not any(x & C.SF_IN_SPEC for x in fl) and c.soak_in_spec_ms == 0
+        b.adc.u16 = 6554 + 52428 * 4000 // 110000           # 4 kPa: the leak check starts
+        fl = _flags_seen(c, 100)
+        assert c.phase == app.PH_HEATUP
+        assert all(x & C.SF_IN_SPEC for x in fl) == credit
+        assert c.soak_in_spec_ms == (100000 if credit else 0) and c.soak_total_ms == c.soak_in_spec_ms
+        fl = _flags_seen(c, 70)
+        assert c.phase == app.PH_SOAK
+        n = sum(1 for x in fl if x & C.SF_IN_SPEC)
+        # the tick entering SOAK is logged IN_SPEC but not counted (as before): the samples count
+        # one more than the device, as verify expects
+        assert c.soak_in_spec_ms // 1000 == (100 if credit else 0) + n - 1
+
+
+def test_cool_in_air_vents_at_the_soak_end():
+    for cool_in, vented in (("air", 1), ("vacuum", 0)):
+        b, c, f = _soaking_controller(method={"base": "gb-2026", "cool_in": cool_in, "soak_s": 60,
+                                              "soak_max_total_s": 600})
+        vents = []
+        b.vent_set = vents.append
+        for _ in range(100):
+            c.step()
+            if c.phase != app.PH_SOAK:
+                break
+        assert c.phase == app.PH_COOLDOWN and c.setpoint_c_x100 == 0 and b.duty == 0
+        assert c.vent == vented and vents == ([1] if vented else [])
+        assert c._flags() & C.SF_VENT == (C.SF_VENT if vented else 0)
+        b.spi.set_c(8000)                                    # cooling
+        _flags_seen(c, 30)
+        assert c.vent == vented and (c.pump == 0 if vented else True)
+        assert _locked_steps(c, 30)                          # the cooldown tick allocates nothing
+
+
+def test_a_pumpdown_fault_tick_is_not_soak_time():
+    # the leak check fails in the soak credit: the fault tick is neither logged nor counted
+    b, c, _ = _preheating_controller(probe_c=11975)
+    c._enter(app.PH_PUMPDOWN)
+    c._leak_stage = 0
+    c.setpoint_c_x100 = 12000
+    b.adc.u16 = 6554 + 52428 * 4000 // 110000           # 4 kPa: the leak check starts, in spec
+    logged = 0
+    for _ in range(70):
+        c.step()
+        if c.phase == app.PH_ABORTED:
+            break
+        logged += 1 if c._flags() & C.SF_IN_SPEC else 0
+        b.adc.u16 = 6554 + 52428 * 9000 // 110000       # rising to 9 kPa: 5 kPa/min > 500 Pa/min
+    assert c.phase == app.PH_ABORTED and c.fault == C.F_LEAK_RATE
+    assert logged == 60 and c.soak_in_spec_ms == logged * 1000 == c.soak_total_ms

@@ -319,6 +319,11 @@ def test_methods_presets_and_comparators():
     assert gb["limit_ppm"] == 5000 and gb["comparator"] == "le"
     assert tc["limit_ppm"] == 10000 and tc["comparator"] == "lt"
     assert gb["setpoint_c_x100"] == 12000 and gb["soak_s"] == 21600 and gb["vacuum_pa"] == 10000
+    # heated in air to the cell's 0.5 degC pre-heat band before the pump-down, cooled vented
+    assert gb["heat_in"] == tc["heat_in"] == "air" and gb["cool_in"] == tc["cool_in"] == "air"
+    assert gb["preheat_band_c_x100"] == 50
+    m = methods.validate({"heat_in": "vacuum", "cool_in": "vacuum", "preheat_band_c_x100": 100})
+    assert m["heat_in"] == "vacuum" and m["cool_in"] == "vacuum" and m["preheat_band_c_x100"] == 100
 
 
 def test_methods_errors_name_the_field():
@@ -332,6 +337,9 @@ def test_methods_errors_name_the_field():
         ({"bogus": 1}, "bogus"),
         ({"soak_s": 30000, "soak_max_total_s": 20000}, "soak_max_total_s"),
         ({"base": "nope"}, "base"),
+        ({"heat_in": "oven"}, "heat_in"),
+        ({"cool_in": 1}, "cool_in"),
+        ({"preheat_band_c_x100": 5}, "preheat_band_c_x100"),
     )
     for obj, field in cases:
         try:

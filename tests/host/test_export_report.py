@@ -145,7 +145,8 @@ def test_report_html_and_pdf(logs, tmp_path, capsys):
     assert all(s.startswith("data:") for s in re.findall(r'src="([^"]*)"', h))
     # identity, method, calibration, verdict block
     for s in ("sim-3", "gb-2026", read_log(lg["data"]).header["fw_version"], "counts/°C", "Overall verdict: FAIL", "CONSISTENT",
-              "guarded acceptance", "≤ 0.50 %", "1.67 %", "0.08 %", "visible leakage", "cell-1", "cell-2"):
+              "guarded acceptance", "≤ 0.50 %", "1.66 %", "0.08 %",
+              "heated in air to 0.50 °C of the setpoint", "cooled vented from the soak", "visible leakage", "cell-1", "cell-2"):
         assert s in h, s
     dev = read_log(lg["data"]).verdict
     for c in dev["cells"]:

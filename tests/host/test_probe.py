@@ -13,7 +13,10 @@ from vmbridge import ROOT
 
 # issue 10: "a slowly releasing cell (45 g, volatile_g 0.8268, evap_tau_min 1000) gives PASS at 4920 ppm,
 # while the same cell held at 120 degC for 6 h loses about 5400 ppm"
-SLOW = {"seed": 1, "cells": [{"mass_g": 45.0, "volatile_g": 0.8268, "evap_tau_min": 1000.0}]}
+# heat_in/cool_in "vacuum": the order the issue was measured with (heated under vacuum, the cell lagging
+# the chamber for hours); the default "air" order is tested in test_heat_cool.py
+SLOW = {"seed": 1, "cells": [{"mass_g": 45.0, "volatile_g": 0.8268, "evap_tau_min": 1000.0}],
+        "method": {"base": "gb-2026", "heat_in": "vacuum", "cool_in": "vacuum"}}
 TOL = 200
 
 
