@@ -128,7 +128,7 @@ def _cal_opts(scn, bench):
     return {"span": cs.get("span", True), "ref_g": refs, "ref_actual_g": cs.get("ref_actual_g") or refs,
             "check_weight_g": cs.get("check_weight_g") or cap / 4,
             "check_actual_g": cs.get("check_actual_g"), "check_tol_mg": cs.get("check_tol_mg") or _tol_mg(bench),
-            "check": cs.get("check", True)}
+            "check": cs.get("check", True), "check_history": cs.get("check_history", 5)}
 
 
 def _tol_mg(bench):
@@ -176,6 +176,10 @@ def calibrate(scn, bench, board, d, say=None):
             info["span"].append(proc.span["counts_per_g"])
     if o["check"] and o["check_weight_g"]:
         calstore.set_check_weight(_ug(o["check_weight_g"]), int(o["check_tol_mg"] * 1000 + 0.5), "sim-check", d=d)
+        # the lab's history of earlier check weighings (each a real weighing on this bench, at ambient)
+        cal = calstore.load(n, board.counts_per_g, d)
+        for k in range(o["check_history"]):
+            check(scn, bench, board, cal, d, "history-%d" % (k + 1))
     return info
 
 
@@ -192,6 +196,17 @@ def check(scn, bench, board, cal, d, run):
     for ch in range(bench.n_cells):
         bench.remove_mass(ch)
     return r
+
+
+def cool_down(bench, band_c=0.2, max_s=36000):
+    """Between the blank run and the test the oven and its load cells cool back to the lab's
+    ambient (a lab runs the blank run on another day): the check weight and m0 are then weighed
+    at the load-cell temperature a day's first test has, not straight after a hot run. Returns
+    the seconds waited."""
+    t0 = bench.t_ms
+    while abs(bench.lc_c - bench.amb_c) > band_c and bench.t_ms - t0 < max_s * 1000:
+        bench.advance(60000)
+    return (bench.t_ms - t0) // 1000
 
 
 def run_blank(scn, method, bench, board, progress_s=0, emit=None, cal=None):
@@ -224,6 +239,7 @@ def run_scenario(scn, progress_s=0, want_log=False, emit=None, blank_fit=None, s
         if chk.get("ok") is False:
             return _not_started(out, bench, chk), None
         blank_fit, out["blank"] = run_blank(scn, method, bench, board, progress_s, emit, cal)
+        out["blank"]["cooled_s"] = cool_down(bench)
     elif blank_fit is not None:
         out["blank"] = {"reused": True}
     chk = check(scn, bench, board, cal, d, run_id)

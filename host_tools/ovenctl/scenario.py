@@ -209,6 +209,9 @@ CALIBRATION_FIELDS = {
     "check_weight_g": (_nullable(_MASS_G), None),               # null: capacity/4
     "check_actual_g": (_nullable(_MASS_G), None),               # on the pan; null: as stated
     "check_tol_mg": (_nullable(_number(0.001, 100000.0)), None),  # null: max(20 mg, 5 u of a check weighing)
+    # the lab's earlier check weighings on this bench (previous days), run at the start of the simulated
+    # run at ambient: the repeatability history the budget needs (fewer than 2: no PASS, NO_CHECK)
+    "check_history": (_integer(0, 50), 5),
 }
 # -------------------------------------------------------------------------------------------------
 _TEMP = _number(0.0, 45.0)
