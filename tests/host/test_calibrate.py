@@ -232,7 +232,8 @@ def test_sim_run_calibrates_checks_and_records():
     cal = res["calibration"]
     assert cal["span_error"] is None and abs(cal["span"][0] - 20968) <= 3
     assert cal["check_test"]["ok"] is True and cal["cal"]["source"] == "measured"
-    assert cal["cal"]["check"]["n"] == 1
+    # the lab's history (scenario calibration.check_history, 5 earlier weighings) and this run's check
+    assert cal["cal"]["check"]["n"] == scn["calibration"]["check_history"] + 1 == 6
     from ovenctl.logfile import read_log
     import tempfile
     with tempfile.NamedTemporaryFile(suffix=".log", delete=False) as f:
@@ -269,7 +270,7 @@ def test_report_shows_the_records(tmp_path):
     i = html.index("Records (ISO/IEC 17025")
     sec = html[i:html.index("<h2>", i + 10)]
     for word in ("sim-operator", "cell-1", "simulated bench time", "check weight before the run", "passed",
-                 "measured (calibration store)", "≤ 10.0 kPa absolute", "chamber-timed", "guarded acceptance"):
+                 "measured (calibration store)", "≤ 10.0 kPa absolute", "cell reference probe", "guarded acceptance"):
         assert word in sec, word
     # a header without records (older firmware) says so, and a failed check and host time read right
     assert cmd_report.records_rows({"run_id": "x"}) is None

@@ -25,7 +25,7 @@ DEFAULTS = {
     "probe_cell": {"mass_g": 45.0, "volume_cm3": 16.5},
     "faults": [],
     "calibration": {"span": True, "ref_g": None, "ref_actual_g": None, "check": True, "check_weight_g": None,
-                    "check_actual_g": None, "check_tol_mg": None},
+                    "check_actual_g": None, "check_tol_mg": None, "check_history": 5},
 }
 
 

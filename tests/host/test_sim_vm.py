@@ -30,10 +30,9 @@ def full_power_min_s(scn, t0_c, target_c):
 
 def test_default_scenario_passes_with_full_soak(default_run):
     scn, res, log = default_run
-    # the default calibration has no check-weight history: repeatability unknown, so no PASS
-    # (NO_CHECK, docs/UNCERTAINTY.md 2.3); the guarded rule alone would PASS the cell
-    assert res["verdict"] == "INCONCLUSIVE"
-    assert read_log(log).verdict["cells"][0]["no_pass"] == ["NO_CHECK"]
+    # span calibrated, check-weight history, probe-timed, drift-corrected: nothing bars the PASS
+    assert res["verdict"] == "PASS"
+    assert read_log(log).verdict["cells"][0]["no_pass"] == []
     c0 = res["cells"][0]
     assert c0["loss_ppm"] + c0["u_ppm"] <= 5000
     assert res["soak_in_spec_s"] == 21600
@@ -71,7 +70,7 @@ def test_run_log_from_the_vm(default_run):
     scn, res, log = default_run
     lg = read_log(log)
     assert lg.complete and not lg.problems
-    assert lg.verdict["verdict"] == "INCONCLUSIVE" and lg.verdict["cells"][0]["no_pass"] == ["NO_CHECK"]
+    assert lg.verdict["verdict"] == "PASS" and lg.verdict["cells"][0]["no_pass"] == []
     assert lg.verdict["cells"][0]["loss_ppm"] == res["cells"][0]["loss_ppm"]
     assert len(lg.weighings) == 3
     assert len(lg.samples) >= 30000

@@ -42,7 +42,7 @@ def test_weighing_without_settling_or_temperature_band_is_biased(blank_cache):
     assert -200 < e_creep - e_off < -165
     # m1 with the load cell ~7.6 degC warmer: 45 g x 12 ppm/degC x 7.6 degC = 4.1 mg high
     assert -105 < e_span - e_off < -75
-    assert -290 < e_both < -250
+    assert -300 < e_both < -230           # about the sum of the two
     assert res["verdict"] == "PASS"          # and nothing says so: a wrong loss with a PASS
 
 
@@ -51,9 +51,9 @@ def test_settling_and_the_temperature_band_remove_the_bias(blank_cache, seed):
     e_off, _ = _run(blank_cache, _OFF, seed=seed)
     e_both, res = _run(blank_cache, {}, seed=seed)
     # what remains: creep after 920 s (11 mg x e^-(920/300) = 0.51 mg, -11 ppm) and the span TC over
-    # at most the 1 degC band (<= 0.54 mg, -12 ppm); both are terms of the uncertainty budget
+    # at most the 2 degC band (<= 1.08 mg, -24 ppm); both are terms of the uncertainty budget
     assert abs(e_off) < 15
-    assert -35 < e_both < 0, e_both
+    assert -50 < e_both < 0, e_both
     assert abs(e_both) < res["cells"][0]["u_ppm"]
     ev = {e[1]: e for e in res["events"]}
     assert ev[117][2] == 900                       # E_SETTLE: a = settle_s
