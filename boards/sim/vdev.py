@@ -98,6 +98,8 @@ class SimPlan:
         import app
         import calstore
         from sim import runner
+        if self.blank_run:
+            runner.cool_down(self.bench)        # as run_scenario: the oven back at ambient after the blank run
         chk = runner.check(self.scn, self.bench, self.board, self.cal, self.cal_dir, run_id)
         self.cal = calstore.load(self.n_cells, self.board.counts_per_g, self.cal_dir)
         if isinstance(blank_fit, list):
