@@ -87,9 +87,10 @@ def _engine_module():
 
 
 def run(script, args=(), dirs=None, heap_kb=DEFAULT_HEAP_KB, timeout_s=1800.0, memory_mb=64, on_stdout=None,
-        extra_x=()):
+        extra_x=(), heap_bytes=None):
     """Run `script` (a guest path, e.g. "/app/gate.py") with MicroPython's heap fixed at heap_kb.
-    dirs: {guest_path: host_dir}, pre-opened read-write. on_stdout(bytes) sees output as it comes."""
+    dirs: {guest_path: host_dir}, pre-opened read-write. on_stdout(bytes) sees output as it comes.
+    heap_bytes, when given, sets the heap in bytes instead of heap_kb."""
     import wasmtime
     eng, mod = _engine_module()
     store = wasmtime.Store(eng)
@@ -105,7 +106,7 @@ def run(script, args=(), dirs=None, heap_kb=DEFAULT_HEAP_KB, timeout_s=1800.0, m
             on_stdout(b)
 
     wasi = wasmtime.WasiConfig()
-    argv = ["micropython", "-X", "heapsize=%d" % (heap_kb * 1024)]
+    argv = ["micropython", "-X", "heapsize=%d" % (heap_bytes if heap_bytes else heap_kb * 1024)]
     for x in extra_x:
         argv += ["-X", x]
     wasi.argv = argv + [script] + list(args)
