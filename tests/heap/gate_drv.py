@@ -40,9 +40,25 @@ def drivers():
 SIM = {}
 
 
+TIMING = {"on": False, "phys_us": 0, "steps_us": None}
+_PHYS_METHODS = ("advance", "tc_frame_into", "loadcell_raw", "loadcell_ready", "pressure_adc_u16", "lc_temp_c")
+
+
+def _timed(f):
+    from time import ticks_us, ticks_diff
+
+    def w(*a):
+        t = ticks_us()
+        r = f(*a)
+        TIMING["phys_us"] += ticks_diff(ticks_us(), t)
+        return r
+    return w
+
+
 def sim():
     # the simulated bench: everything allocated here is not the device's (subtracted by the host)
     import json
+    import os
     from sim.model import Bench
     from sim.board import SimBoard
     import gate_board
@@ -53,6 +69,18 @@ def sim():
     bench.load_cells(0)
     gate_board.BOARD = SimBoard(bench, rtc=True)
     SIM["bench"] = bench
+    try:
+        os.stat("/gate/timing")
+        TIMING["on"] = True
+    except OSError:
+        pass
+    if TIMING["on"]:
+        # tick timing (tests/bench/perf_tick.py): the bench's physics and sensor models are timed
+        # and taken out of each step's time
+        from array import array
+        for name in _PHYS_METHODS:
+            setattr(bench, name, _timed(getattr(bench, name)))
+        TIMING["steps_us"] = array("i")
     reqs = []
     f = open("/gate/requests.txt", "rb")
     for line in f:
@@ -88,7 +116,16 @@ def start():
 
 def step(s, link_every_ms=30000):
     """One control step (a tick, or a sub-step of a weighing); False once the session is over."""
-    if s is None or s.advance(1) < 0:
+    if TIMING["on"]:
+        from time import ticks_us, ticks_diff
+        p0 = TIMING["phys_us"]
+        t0 = ticks_us()
+        r = s.advance(1) if s is not None else -1
+        dt = ticks_diff(ticks_us(), t0) - (TIMING["phys_us"] - p0)
+        if r < 0:
+            return False
+        TIMING["steps_us"].append(dt)
+    elif s is None or s.advance(1) < 0:
         return False
     _S["steps"] += 1
     bench = SIM["bench"]
@@ -139,4 +176,12 @@ def finish(s):
     say("step_garbage_max", _S["garbage_max"])
     say("fault", c.fault if c is not None else None)
     say("error", s.error)
+    if TIMING["on"]:
+        a = sorted(TIMING["steps_us"])
+        n = len(a)
+        say("tick_n", n)
+        for q in (50, 90, 99, 999):
+            say("tick_us_p%d" % q, a[min(n - 1, n * q // (1000 if q > 100 else 100))])
+        say("tick_us_max", a[-1])
+        say("phys_us_total", TIMING["phys_us"])
     say("result", s.result)
