@@ -100,7 +100,10 @@ def section():
            "wasm_tick_steps": v["tick_n"],
            "rp2040_tick_ms_p50": round(p50, 2), "rp2040_tick_ms_p99": round(p99, 2),
            "rp2040_tick_ms_max": round(v["tick_us_max"] / 1000 * to_rp, 1),
-           "rp2040_tick_load": round(p99 / TICK_MS, 4)}
+           "rp2040_tick_load": round(p99 / TICK_MS, 4),
+           # the slowest steps on the RP2040 estimate: [step, phase, ms]
+           "rp2040_slowest_steps": [[st, ph, round(us / 1000 * to_rp, 1)] for st, ph, us in
+                                    sorted(v["slow_steps"], key=lambda x: -x[2])[:12]]}
     return out
 
 

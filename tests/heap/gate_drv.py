@@ -81,6 +81,7 @@ def sim():
         for name in _PHYS_METHODS:
             setattr(bench, name, _timed(getattr(bench, name)))
         TIMING["steps_us"] = array("i")
+        TIMING["phase"] = bytearray()
     reqs = []
     f = open("/gate/requests.txt", "rb")
     for line in f:
@@ -125,6 +126,8 @@ def step(s, link_every_ms=30000):
         if r < 0:
             return False
         TIMING["steps_us"].append(dt)
+        c = s.ctrl
+        TIMING["phase"].append(c.phase if c is not None else 255)
     elif s is None or s.advance(1) < 0:
         return False
     _S["steps"] += 1
@@ -183,5 +186,11 @@ def finish(s):
         for q in (50, 90, 99, 999):
             say("tick_us_p%d" % q, a[min(n - 1, n * q // (1000 if q > 100 else 100))])
         say("tick_us_max", a[-1])
+        # the slowest steps: step index, phase, microseconds
+        st = TIMING["steps_us"]
+        lim = a[max(0, n - 12)]
+        for i in range(n):
+            if st[i] >= lim:
+                say("slow_step", "%d %d %d" % (i, TIMING["phase"][i], st[i]))
         say("phys_us_total", TIMING["phys_us"])
     say("result", s.result)
