@@ -63,11 +63,11 @@ def test_a_heap_that_is_too_small_fails(pico_gate):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "today's firmware does not fit: Pico configuration (quick scenario) passes at 460 KB, fails at "
-    "424 KB (bisection in progress; see build/bench.json min_heap_kb_pico). Live heap at the "
-    "fullest step boundary ~172 KB (boot after `import main` 76 KB); the blank->test step alone "
-    "makes ~264 KB of garbage (log header, audit trail) that this runtime can only collect between "
-    "steps. Remove this mark when the firmware fits."))
+    "today's firmware does not fit: the Pico configuration (quick scenario) needs 428 KB in this "
+    "gate (fails at 424 KB; build/bench.json min_heap_kb_pico). Its live heap at the fullest step "
+    "boundary is 172 KB (76 KB after `import main`), and the blank->test step alone makes 264 KB of "
+    "garbage (log header, audit trail, seal) that this runtime can only collect between steps "
+    "(tests/heap/README.md). Remove this mark when the firmware fits."))
 def test_pico_fits_192kb(pico_gate):
     r = pico_gate.passes(PICO_LIMIT_KB)
     assert r["ok"], "the Pico configuration needs more than %d KB: %s" % (PICO_LIMIT_KB, r["why"])
