@@ -164,15 +164,15 @@ def prepare(board, quick=False, out_dir=None):
 
 
 def _parse(stdout):
-    vals = {"big_steps": [], "slow_steps": []}
+    vals = {"big_steps": [], "steps": []}
+    for m in re.finditer(r"^@@T (.*)$", stdout, re.M):
+        # timing runs: "us:phase" of every control step, in order
+        vals["steps"].extend(tuple(int(x) for x in w.split(":")) for w in m.group(1).split())
     for m in re.finditer(r"^@@G (\S+) (.*)$", stdout, re.M):
         k, v = m.group(1), m.group(2).strip()
         if k == "big_step":
             # step, bench time s, phase, garbage bytes
             vals["big_steps"].append([int(x) for x in v.split()])
-        elif k == "slow_step":
-            # step, phase, microseconds (tick timing runs)
-            vals["slow_steps"].append([int(x) for x in v.split()])
         else:
             vals[k] = int(v) if re.fullmatch(r"-?\d+", v) else v
     if "sim_alloc" in vals:
