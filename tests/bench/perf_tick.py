@@ -85,7 +85,7 @@ def tick_times(board="pico", quick=True, runs=RUNS):
             r = R.run_once(tmpl, 4096 * 1024)
             if not r["ok"]:
                 raise RuntimeError("timed run failed: %s" % r["why"])
-            steps = r["vals"]["steps"]
+            steps = r["vals"]["step_times"]
             if best is None:
                 best = list(steps)
             else:

@@ -164,10 +164,10 @@ def prepare(board, quick=False, out_dir=None):
 
 
 def _parse(stdout):
-    vals = {"big_steps": [], "steps": []}
+    vals = {"big_steps": [], "step_times": []}
     for m in re.finditer(r"^@@T (.*)$", stdout, re.M):
         # timing runs: "us:phase" of every control step, in order
-        vals["steps"].extend(tuple(int(x) for x in w.split(":")) for w in m.group(1).split())
+        vals["step_times"].extend(tuple(int(x) for x in w.split(":")) for w in m.group(1).split())
     for m in re.finditer(r"^@@G (\S+) (.*)$", stdout, re.M):
         k, v = m.group(1), m.group(2).strip()
         if k == "big_step":
