@@ -65,9 +65,8 @@ def test_a_heap_that_is_too_small_fails(pico_gate):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "today's firmware does not fit: the Pico configuration (quick scenario) needs about 418 KB of "
-    "usable heap in this gate (passes at -X heapsize 428 KB, fails at 424 KB; build/bench.json "
-    "min_heap_kb_pico). Its live heap at the fullest step "
+    "today's firmware does not fit: the Pico configuration (quick scenario) needs 416 KB of usable "
+    "heap in this gate (fails at 412 KB; build/bench.json min_heap_kb_pico). Its live heap at the fullest step "
     "boundary is 172 KB (76 KB after `import main`), and the blank->test step alone makes 264 KB of "
     "garbage (log header, audit trail, seal) that this runtime can only collect between steps "
     "(tests/heap/README.md). Remove this mark when the firmware fits."))
