@@ -10,6 +10,7 @@ from array import array
 
 import codes as C
 import verdict as V
+import budget
 from fixedpt import div_half_even
 import drift
 from weigh import Window, W_STABLE, W_ERR_TIMEOUT, STATE_NAMES
@@ -37,8 +38,9 @@ PH_LEAK_CHECK = const(11)
 PH_VERDICT = const(12)
 PH_DONE = const(13)
 PH_ABORTED = const(14)
+PH_PREHEAT = const(15)      # heat_in "air": heating in air (chamber closed, no vacuum) before PUMPDOWN
 PHASE_NAMES = ("IDLE", "PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK",
-               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED")
+               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED", "PREHEAT")
 
 MODE_TEST = const(0)
 MODE_BLANK = const(1)
@@ -60,6 +62,17 @@ _OFF_WINDOW_MS = const(30000)     # the SSR is stuck on (ambient drifts are 1000
 _VAC_LOST_GRACE_MS = const(1800000)  # a vacuum loss this long ends the run; shorter is an excursion
 _LC_TIMEOUT_MS = const(5000)
 _SPIKE_COUNTS = const(500)
+_PROBE_MAX_C_X100 = const(13500)  # the dummy cell above this: a fault like the chamber's cutoff
+_PROBE_EVENT_MS = const(60000)    # E_PROBE_TEMP once a minute in HEATUP, SOAK and COOLDOWN
+_PROBE_UNREAD = const(-32768)     # E_PROBE_TEMP a when the probe gave no good reading
+# Weighing stability (docs/APP.md "Weighing"): drift time base of the windows, in samples at 10 SPS
+# (one minute: two window means a minute apart), and the empty-pan reference mass of the tare rule
+_DRIFT_N = const(600)
+_SPS = const(10)
+_TARE_REF_MG = const(2000)        # the smallest cell the controller weighs (2 g)
+_NO_CELL_COUNTS = const(1000)     # a pan less than this above its tare holds no cell
+_LC_BAND_HOLD_S = const(60)       # load-cell temperature in the m0 band this long before m1 (noise)
+_PREHEAT_HOLD_MS = const(60000)   # PREHEAT: chamber in tolerance and probe in the pre-heat band this long
 
 
 def _default_cal(n, counts_per_g):
@@ -79,6 +92,25 @@ class Controller:
         # calibration (calstore.py / docs/APP.md): per-channel span, check-weight repeatability,
         # thermocouple offsets; None = defaults from counts_per_g, recorded as such
         self.cal = cal if cal is not None else _default_cal(board.n_cells, counts_per_g)
+        # thermocouple offsets (ice point / reference thermometer), added to the raw readings
+        off = self.cal.get("tc_offset_c_x100") or {}
+        self._tc_off_c_x100 = int(off.get("chamber", 0))
+        self._probe_off_c_x100 = int(off.get("probe", 0))
+        # reference probe in a dummy cell (board.probe, optional): the soak is timed on it; without
+        # it the run is "chamber-timed" (SF_CHAMBER_TIMED on every sample, NP_CHAMBER_TIMED)
+        self._probe = getattr(board, "probe", None)
+        self.chamber_timed = 1 if self._probe is None else 0
+        self.probe_c_x100 = 0
+        self.probe_status = C.ST_NO_DEVICE
+        self.probe_out = 1          # fitted and outside the tolerance (or not read) this tick
+        self._probe_ev_ms = 0
+        self._chamber_band_ms = 0   # when the chamber first reached the band in HEATUP (0: not yet)
+        self._oven_ok = 0           # HEATUP: chamber and vacuum in spec since the last tick
+        self._pre_ok_ms = 0         # PREHEAT: when chamber and probe entered their bands (0: not now)
+        # method choices resolved once (string compares stay off the tick): heat in air before the
+        # pump-down, cool vented after the soak (docs/APP.md "Heating and cooling")
+        self.heat_air = 1 if method.get("heat_in", "vacuum") == "air" else 0
+        self.cool_air = 1 if method.get("cool_in", "vacuum") == "air" else 0
         self.m = method
         self.mode = mode
         self.blank = blank          # drift fit per channel (drift.DriftRecorder.fit()) or None
@@ -89,14 +121,27 @@ class Controller:
         self.hguard = HeaterGuard(max_temp_c_x100=13500)
         self.vguard = VacuumGuard(limit_pa=method["vacuum_pa"], grace_ms=_VAC_LOST_GRACE_MS)
         self.lcdog = LoadcellWatchdog(n, timeout_ms=_LC_TIMEOUT_MS)
-        stable_counts = method["stable_sd_ug"] * counts_per_g // 1000000
-        if stable_counts < 1:
-            stable_counts = 1
+        # stable = sd of the window mean AND drift rate within limits scaled to the decision
+        # (limit x m0), set per weighing and channel by _weigh_limits; the window needs the drift
+        # time base before it can be stable, so the timeout is at least that long (plus margin)
         hold = method["stable_hold"]
         wn = method["window_n"]
-        tmo = method["weigh_timeout_s"] * 10
-        self.windows = [Window(n=wn, stable_sd_counts=stable_counts, hold=hold, timeout_samples=tmo,
-                               spike_counts=_SPIKE_COUNTS) for _ in range(n)]
+        need = wn + _DRIFT_N + hold
+        tmo = method["weigh_timeout_s"] * _SPS
+        if tmo < 2 * need:
+            tmo = 2 * need
+        self._weigh_tmo_ms = tmo * _SUB_MS
+        self.windows = [Window(n=wn, hold=hold, timeout_samples=tmo, spike_counts=_SPIKE_COUNTS,
+                               sd_mean_counts=1, drift_counts_per_min=1, drift_n=_DRIFT_N, sps=_SPS)
+                        for _ in range(n)]
+        self._lim_set = bytearray(n)                # limits of this weighing set (per channel)
+        self.weigh_limits = [[0, 0, 0] for _ in range(n)]   # per channel: sd, drift/min, basis counts
+        self._weigh_kind = 0
+        self._settle_t0_ms = 0
+        self.settle_s_actual = 0    # seconds from START (cells loaded) to the start of the m0 window
+        self._lcw = 0               # waiting for the load-cell temperature band before m1
+        self._lcw_t0_ms = 0
+        self._lc_band_s = 0         # consecutive ticks with the load-cell temperature in the band
         self.raw = array("i", bytes(4 * n))         # latest accepted raw per channel
         self._lograw = array("i", bytes(4 * n))     # as logged (runlog.MISSING when not fresh)
         self.valid = bytearray(n)
@@ -231,13 +276,43 @@ class Controller:
         st = b.tc.read()
         self.tc_status = st
         if st == C.OK:
-            self.temp_c_x100 = b.tc.temp_c_x100
+            self.temp_c_x100 = b.tc.temp_c_x100 + self._tc_off_c_x100
             self.cj_c_x100 = b.tc.cj_c_x100
+        pr = self._probe
+        if pr is not None:
+            st = pr.read()
+            self.probe_status = st
+            if st == C.OK:
+                self.probe_c_x100 = pr.temp_c_x100 + self._probe_off_c_x100
+            self._probe_check()
         self.p_status = b.pressure.read()
         if self.p_status == C.OK:
             self.pressure_pa = b.pressure.pa
         if b.lc_temp.read() == C.OK:
             self.lc_temp_c_x100 = b.lc_temp.temp_c_x100
+
+    def _probe_check(self):
+        # the probe's tolerance state (against the method's setpoint) and its E_PROBE_TEMP events:
+        # at every change (rare; may allocate like the excursion events) and once a minute in
+        # HEATUP, SOAK and COOLDOWN straight into the log (allocation-free; not kept in .events)
+        m = self.m
+        out = 1
+        if self.probe_status == C.OK:
+            d = self.probe_c_x100 - m["setpoint_c_x100"]
+            if -m["tol_c_x100"] <= d <= m["tol_c_x100"]:
+                out = 0
+        t = self.probe_c_x100 if self.probe_status == C.OK else _PROBE_UNREAD
+        if out != self.probe_out:
+            self.probe_out = out
+            self._probe_ev_ms = self.now_ms
+            self._event(C.E_PROBE_TEMP, t, self.probe_status)
+            return
+        ph = self.phase
+        if ((ph == PH_HEATUP or ph == PH_SOAK or ph == PH_COOLDOWN or ph == PH_PREHEAT)
+                and self.b.ticks_diff(self.now_ms, self._probe_ev_ms) >= _PROBE_EVENT_MS):
+            self._probe_ev_ms = self.now_ms
+            if self.log is not None:
+                self.log.event(self.b.ticks_diff(self.now_ms, self.t0_ms), C.E_PROBE_TEMP, t, self.probe_status)
 
     def _read_loadcells_tick(self):
         # Outside weighings: one sample per channel per tick for the trend, drift and watchdog.
@@ -264,6 +339,8 @@ class Controller:
         self._have_raw = 1
 
     def _safety(self):
+        if self._probe is not None and self.probe_status == C.OK and self.probe_c_x100 > _PROBE_MAX_C_X100:
+            return C.F_TEMP_MAX
         sp = self.setpoint_c_x100
         f = self.hguard.check(self.now_ms, self.tc_status, self.temp_c_x100, sp, 1 if self.duty_ppm > 0 else 0)
         if f:
@@ -335,10 +412,15 @@ class Controller:
             self.b.heater_set_duty_ppm(0)
 
     # ---------------------------------------------------------------- weighing
-    def _weigh_start(self):
+    def _weigh_start(self, kind):
+        self._weigh_kind = kind
         for i in range(self.n):
             self.windows[i].reset()
             self.valid[i] = 0       # the per-tick trend pauses while the windows take the samples
+            self._lim_set[i] = 0
+            if kind != 2:
+                # the tare (and the blank run's empty pans) by the tare rule; m1 from the m0 reading
+                self._set_weigh_limits(i, -1 if (kind == 1 or self.mode == MODE_BLANK) else self._c0[i])
         self._weighing = 1
         self._weigh_t0_ms = self.now_ms
         self._lct_acc = 0
@@ -365,6 +447,33 @@ class Controller:
             else:
                 w.missing()
 
+    def _weigh_limits(self, i, net_counts):
+        """(sd of the mean, drift per minute) limits in counts for channel i, scaled to what the
+        decision needs: allowance = limit_ppm x m0 (net_counts: the cell's net reading);
+        sd <= stable_sd_permille and drift <= stable_drift_permille per minute of it. The tare
+        (net_counts < 0, or no cell) uses the allowance of _TARE_REF_MG itself: the tare's error
+        enters the loss only as loss x error / m0, and its variance is carried into U anyway."""
+        m = self.m
+        if net_counts < _NO_CELL_COUNTS:
+            allow = _TARE_REF_MG * self.cal["channels"][i]["counts_per_g"] // 1000
+        else:
+            allow = net_counts * m["limit_ppm"] // 1000000
+        sd = allow * m["stable_sd_permille"] // 1000
+        dr = allow * m["stable_drift_permille"] // 1000
+        # the window's ranges: 1..500 counts (sd of the mean), 1..16000 counts/min
+        sd = 1 if sd < 1 else (500 if sd > 500 else sd)
+        dr = 1 if dr < 1 else (16000 if dr > 16000 else dr)
+        return sd, dr, allow
+
+    def _set_weigh_limits(self, i, net_counts):
+        sd, dr, allow = self._weigh_limits(i, net_counts)
+        self.windows[i].set_limits(sd, dr)
+        lim = self.weigh_limits[i]
+        lim[0] = sd
+        lim[1] = dr
+        lim[2] = allow
+        self._lim_set[i] = 1
+
     def _weigh_poll(self, kind):
         """Once per control tick during a weighing. Returns 1 when every window is stable, 0 while
         waiting, -1 when the weighing failed (timeout)."""
@@ -373,6 +482,11 @@ class Controller:
         all_ok = 1
         for i in range(self.n):
             w = self.windows[i]
+            if not self._lim_set[i] and w.count > 0:
+                # m0 is not known before it is weighed: a rough m0 from the first samples on the
+                # pan sets the limits (long before the window can be stable: it needs the drift
+                # time base first, and set_limits restarts the stable run anyway)
+                self._set_weigh_limits(i, w.ref - self._ref_zero[i])
             st = w.state
             if st == W_STABLE:
                 continue
@@ -384,7 +498,7 @@ class Controller:
         if all_ok:
             self._weigh_finish(kind)
             return 1
-        if self.b.ticks_diff(self.now_ms, self._weigh_t0_ms) > self.m["weigh_timeout_s"] * 1000:
+        if self.b.ticks_diff(self.now_ms, self._weigh_t0_ms) > self._weigh_tmo_ms:
             self._weighing = 0
             return -1
         return 0
@@ -404,6 +518,32 @@ class Controller:
                 buf = array("i", bytes(4 * n))
                 w.samples_into(buf)
                 self.log.weigh(i, kind, self.b.ticks_diff(self.now_ms, self.t0_ms), lct, buf, n, w.rejected)
+
+    def _lc_temp_ready(self):
+        """m1 only once the load-cell temperature is back within the method's band around its
+        value at m0 (span and zero temperature effects), or after lc_temp_wait_s of waiting: then
+        it is weighed anyway and no cell can PASS (NP_LC_TEMP). Blank runs have no m0: no wait."""
+        if self.mode == MODE_BLANK or (2, 0) not in self.readings:
+            return 1
+        m = self.m
+        ref = self.readings[(2, 0)][1]
+        d = self.lc_temp_c_x100 - ref
+        if -m["lc_temp_band_c_x100"] <= d <= m["lc_temp_band_c_x100"]:
+            # in the band for a minute: one noisy reading does not start m1
+            self._lc_band_s += 1
+            if self._lc_band_s >= _LC_BAND_HOLD_S:
+                return 1
+        else:
+            self._lc_band_s = 0
+            if not self._lcw:
+                self._lcw = 1
+                self._lcw_t0_ms = self.now_ms
+                self._event(C.E_LC_TEMP_WAIT, self.lc_temp_c_x100, ref)
+                return 0
+        if self._lcw and self.b.ticks_diff(self.now_ms, self._lcw_t0_ms) >= m["lc_temp_wait_s"] * 1000:
+            self._no_pass(C.NP_LC_TEMP, -1)
+            return 1
+        return 0
 
     def _ref_counts(self, kind, i):
         r = self.readings[(kind, i)][0]
@@ -459,12 +599,20 @@ class Controller:
             if st.last_raw[i] != -0x20000000:       # runlog.MISSING
                 self.raw[i] = st.last_raw[i]
         self._have_raw = 1
+        # m0's window started settle_s after START (whole control ticks from START: exact); the
+        # uncertainty budget's creep term needs it after a resume too
+        self.settle_s_actual = self.m["settle_s"]
         for p in st.phases:
             self.phases.append([p[0], p[1], p[2]])
         self.temp_c_x100 = st.last_temp
         self.lc_temp_c_x100 = st.last_lc_temp
         self.pressure_pa = st.last_pressure
         self._vac_exc = st.vac_exc
+        # reasons logged before the power cut still bar a PASS (not logged again)
+        for reason, cell in st.no_pass:
+            for i in range(self.n):
+                if (cell < 0 or cell == i) and reason not in self.no_pass[i]:
+                    self.no_pass[i].append(reason)
         # device counting (see _soak): the entry tick is logged under SOAK but not counted
         self.soak_in_spec_ms = (st.soak_in - 1) * 1000 if st.soak_in > 0 else 0
         self.soak_total_ms = (st.soak_n - 1) * 1000 if st.soak_n > 0 else 0
@@ -546,6 +694,8 @@ class Controller:
             self._heatup()
         elif ph == PH_COOLDOWN:
             self._cooldown()
+        elif ph == PH_PREHEAT:
+            self._preheat()
         else:
             self._other_phase(ph)
         if self.phase == PH_ABORTED:
@@ -582,6 +732,10 @@ class Controller:
             f |= C.SF_TC_BAD
         if self.p_status:
             f |= C.SF_P_BAD
+        if self.chamber_timed:
+            f |= C.SF_CHAMBER_TIMED
+        elif self.probe_out:
+            f |= C.SF_PROBE_OUT
         return f
 
     def _log_sample(self):
@@ -607,7 +761,7 @@ class Controller:
             self._set_vent(0)
             self.b.heater_enable(1)
             self._enter(PH_TARE)
-            self._weigh_start()
+            self._weigh_start(1)
         elif ph == PH_TARE:
             r = self._weigh_poll(1)
             if r < 0:
@@ -617,8 +771,7 @@ class Controller:
                 for i in range(self.n):
                     self._ref_zero[i] = self._ref_counts(1, i)
                 if self.mode == MODE_BLANK:
-                    self._enter(PH_PUMPDOWN)
-                    self._set_pump(1)
+                    self._heat_start()
                 else:
                     self._enter(PH_LOAD)
                     self._prompted = 0
@@ -628,11 +781,25 @@ class Controller:
                 self._prompted = 1
             ev = self.b.operator.poll()
             if ev == C.EV_START:
+                # the cells are on the pans: creep first (the method's settle_s), then m0
                 self._enter(PH_INITIAL_WEIGH)
-                self._weigh_start()
+                self._settle_t0_ms = self.now_ms
+                self._event(C.E_SETTLE, m["settle_s"], 0)
+                if m["settle_s"] <= 0:
+                    self.settle_s_actual = 0
+                    self._weigh_start(2)
             elif ev == C.EV_STOP:
                 self._raise_fault(C.F_OPERATOR_ABORT, 0)
         elif ph == PH_INITIAL_WEIGH:
+            if not self._weighing:
+                if self.b.operator.poll() == C.EV_STOP:     # 15 min of settling: STOP still works
+                    self._raise_fault(C.F_OPERATOR_ABORT, 0)
+                    return
+                sm = self.b.ticks_diff(self.now_ms, self._settle_t0_ms)
+                if sm >= m["settle_s"] * 1000:
+                    self.settle_s_actual = sm // 1000
+                    self._weigh_start(2)
+                return
             r = self._weigh_poll(2)
             if r < 0:
                 self._raise_fault(C.F_WEIGH_TIMEOUT, 2)
@@ -640,14 +807,12 @@ class Controller:
                 for i in range(self.n):
                     c0 = self._ref_counts(2, i)
                     z = self._ref_counts(1, i)
-                    if c0 - z < 1000:
+                    if c0 - z < _NO_CELL_COUNTS:
                         self._raise_fault(C.F_LOADCELL, i)   # no cell on pan i
                         return
                     self._d_div[i] = (c0 - z + 500) // 1000
                     self._c0[i] = c0 - self._ref_zero[i]
-                self._enter(PH_PUMPDOWN)
-                self._leak_stage = 0
-                self._set_pump(1)
+                self._heat_start()
         elif ph == PH_PUMPDOWN:
             self._pumpdown()
         elif ph == PH_VENT:
@@ -656,9 +821,10 @@ class Controller:
             if self.pressure_pa >= _P_ATM_MIN_PA:
                 if not self._vent_t0:
                     self._vent_t0 = self.now_ms
-                elif self.b.ticks_diff(self.now_ms, self._vent_t0) >= _VENT_SETTLE_MS:
+                elif (self.b.ticks_diff(self.now_ms, self._vent_t0) >= _VENT_SETTLE_MS
+                      and self._lc_temp_ready()):
                     self._enter(PH_FINAL_WEIGH)
-                    self._weigh_start()
+                    self._weigh_start(3)
         elif ph == PH_FINAL_WEIGH:
             r = self._weigh_poll(3)
             if r < 0:
@@ -667,6 +833,11 @@ class Controller:
                 if self.mode == MODE_BLANK:
                     self._finish_blank()
                 else:
+                    # what counts is the load-cell temperature the m1 record carries (its mean)
+                    d = self.readings[(3, 0)][1] - self.readings[(2, 0)][1]
+                    if (d > m["lc_temp_band_c_x100"] or -d > m["lc_temp_band_c_x100"]) \
+                            and C.NP_LC_TEMP not in self.no_pass[0]:
+                        self._no_pass(C.NP_LC_TEMP, -1)
                     self._enter(PH_LEAK_CHECK)
                     self._leak_cell = 0
                     self._prompted = 0
@@ -686,7 +857,89 @@ class Controller:
                     self._compute_verdict()
                     self._enter(PH_DONE)
 
+    def _heat_start(self):
+        """After the (tare and) m0 weighing: heat_in "air" pre-heats with the chamber closed at
+        atmospheric pressure (the cells follow the chamber by convection, in minutes rather than
+        hours), "vacuum" pumps down first and heats under vacuum (radiation only)."""
+        if self.heat_air:
+            self._set_vent(0)
+            self._set_pump(0)
+            self._enter(PH_PREHEAT)
+            self._pre_ok_ms = 0
+            self._chamber_band_ms = 0
+            self.hguard.reset()
+            self.pid.reset()
+            self.setpoint_c_x100 = self.m["setpoint_c_x100"]
+        else:
+            self._enter(PH_PUMPDOWN)
+            self._leak_stage = 0
+            self._set_pump(1)
+
+    def _preheat(self):
+        m = self.m
+        # same bounds as HEATUP: heatup_timeout_s for the chamber, then probe_wait_s for the cell
+        if self._chamber_band_ms:
+            if self.b.ticks_diff(self.now_ms, self._chamber_band_ms) > m["probe_wait_s"] * 1000:
+                self._raise_fault(C.F_HEATUP_TIMEOUT, self.probe_c_x100)
+                return
+        elif self._phase_ms() > m["heatup_timeout_s"] * 1000:
+            self._raise_fault(C.F_HEATUP_TIMEOUT, self.temp_c_x100)
+            return
+        sp = self.setpoint_c_x100
+        dev = self.temp_c_x100 - sp
+        tol = m["tol_c_x100"]
+        if not self._chamber_band_ms and -tol <= dev <= tol:
+            self._chamber_band_ms = self.now_ms
+            self.heatup_s = self._phase_ms() // 1000    # the oven's own heat-up, here in air
+        if self._chamber_band_ms and dev > self.overshoot_c_x100:
+            self.overshoot_c_x100 = dev
+        # the cell (the probe in its dummy cell; without one the chamber) within the tight pre-heat
+        # band: the soak under vacuum then starts with the cell at the setpoint, not 2 degC below it
+        band = m["preheat_band_c_x100"]
+        if self.chamber_timed:
+            pd = dev
+            ok = self.tc_status == C.OK
+        else:
+            pd = self.probe_c_x100 - sp
+            ok = self.probe_status == C.OK and self.tc_status == C.OK
+        if not (ok and -tol <= dev <= tol and -band <= pd <= band):
+            self._pre_ok_ms = 0
+            return
+        if not self._pre_ok_ms:
+            self._pre_ok_ms = self.now_ms
+            return
+        if self.b.ticks_diff(self.now_ms, self._pre_ok_ms) >= _PREHEAT_HOLD_MS:
+            self._event(C.E_PREHEAT_DONE, self.temp_c_x100 if self.chamber_timed else self.probe_c_x100,
+                        self.temp_c_x100)
+            # the PID keeps holding the setpoint through the pump-down
+            self._enter(PH_PUMPDOWN)
+            self._leak_stage = 0
+            self._set_pump(1)
+
+    def _credit(self):
+        """heat_in "air": a second of the pump-down and of HEATUP, after the pre-heat, at the
+        method's conditions (chamber and cell in tolerance, at the vacuum level) is soak time: the
+        cell is already at the setpoint, so the method's time under vacuum starts when the vacuum
+        is reached (docs/APP.md "Heating and cooling"). Flagged IN_SPEC in the log, so `ovenctl
+        verify` and the power-cut recovery count it from the samples like SOAK's seconds."""
+        m = self.m
+        dev = self.temp_c_x100 - self.setpoint_c_x100
+        tol = m["tol_c_x100"]
+        if (self.tc_status == C.OK and -tol <= dev <= tol and self.pressure_pa <= m["vacuum_pa"]
+                and (self.chamber_timed or not self.probe_out)):
+            self.in_spec = 1
+            self.soak_in_spec_ms += _TICK_MS
+            self.soak_total_ms += _TICK_MS
+        else:
+            self.in_spec = 0
+
     def _pumpdown(self):
+        self._pumpdown_step()
+        # after the step: a fault tick (timeout, leak rate) is neither logged nor counted
+        if self.heat_air and self.phase != PH_ABORTED:
+            self._credit()
+
+    def _pumpdown_step(self):
         m = self.m
         p = self.pressure_pa
         if self._phase_ms() > m["pumpdown_timeout_s"] * 1000:
@@ -713,30 +966,65 @@ class Controller:
                     return
                 self._set_pump(1)
                 self._enter(PH_HEATUP)
-                self.hguard.reset()
-                self.pid.reset()
-                self.setpoint_c_x100 = m["setpoint_c_x100"]
+                self._chamber_band_ms = 0
+                if not self.heat_air:
+                    self.hguard.reset()
+                    self.pid.reset()
+                    self.setpoint_c_x100 = m["setpoint_c_x100"]
 
     def _heatup(self):
         m = self.m
         self._vacuum_hysteresis()
-        if self._phase_ms() > m["heatup_timeout_s"] * 1000:
+        # heatup_timeout_s bounds the oven reaching the band (a weak or dead heater); probe_wait_s
+        # then the cell (the probe) following it: a cell lags by an hour or more under vacuum, a
+        # 2 kg cell by several
+        if self._chamber_band_ms:
+            if self.b.ticks_diff(self.now_ms, self._chamber_band_ms) > m["probe_wait_s"] * 1000:
+                self._raise_fault(C.F_HEATUP_TIMEOUT, self.probe_c_x100)
+                return
+        elif self._phase_ms() > m["heatup_timeout_s"] * 1000:
             self._raise_fault(C.F_HEATUP_TIMEOUT, self.temp_c_x100)
             return
         dev = self.temp_c_x100 - self.setpoint_c_x100
-        if not (-m["tol_c_x100"] <= dev <= m["tol_c_x100"] and self.pressure_pa <= m["vacuum_pa"]):
+        tol = m["tol_c_x100"]
+        if not self._chamber_band_ms and -tol <= dev <= tol:
+            self._chamber_band_ms = self.now_ms
+        if self._chamber_band_ms and dev > self.overshoot_c_x100:
+            self.overshoot_c_x100 = dev     # the oven's overshoot: from reaching the band on
+        if not (-tol <= dev <= tol and self.pressure_pa <= m["vacuum_pa"]):
             self._entry_ok_ms = 0
+            self._oven_ok = 0
+            if self.heat_air:
+                self._credit()
+            return
+        if not self._oven_ok:
+            # heatup_s: the oven's own heat-up (chamber and vacuum in spec), whatever the cell does
+            # (heat_in "air": measured in PREHEAT)
+            self._oven_ok = 1
+            if not self.heat_air:
+                self.heatup_s = self._phase_ms() // 1000
+        # the cell's temperature (the probe in its dummy cell) in tolerance too
+        if not (self.chamber_timed or not self.probe_out):
+            self._entry_ok_ms = 0
+            if self.heat_air:
+                self._credit()
             return
         if not self._entry_ok_ms:
             self._entry_ok_ms = self.now_ms
-            self.heatup_s = self._phase_ms() // 1000
         # the soak clock starts once the oven has stayed in spec for a minute: no start-up
         # flicker at the edge of the band is counted as soak or reported as an excursion
+        # (heat_in "air": those seconds, and the pump-down's at the vacuum level, are soak time
+        # already, _credit)
         if self.b.ticks_diff(self.now_ms, self._entry_ok_ms) >= _SOAK_ENTRY_HOLD_MS:
             self._enter(PH_SOAK)
-            self.soak_in_spec_ms = 0
-            self.soak_total_ms = 0
+            if not self.heat_air:
+                self.soak_in_spec_ms = 0
+                self.soak_total_ms = 0
             self.in_spec = 1
+            if self.chamber_timed and self.mode == MODE_TEST and m["chamber_timed_pass"] != "yes":
+                self._no_pass(C.NP_CHAMBER_TIMED, -1)
+        elif self.heat_air:
+            self._credit()
 
     def _soak(self):
         m = self.m
@@ -750,7 +1038,8 @@ class Controller:
                 self.overshoot_c_x100 = self.temp_c_x100 - sp
         elif dev > self.soak_dev_max_c_x100:
             self.soak_dev_max_c_x100 = dev
-        ok = 1 if (self.tc_status == C.OK and dev <= m["tol_c_x100"] and self.pressure_pa <= m["vacuum_pa"]) else 0
+        ok = 1 if (self.tc_status == C.OK and dev <= m["tol_c_x100"] and self.pressure_pa <= m["vacuum_pa"]
+                   and (self.chamber_timed or not self.probe_out)) else 0
         self.soak_total_ms += _TICK_MS
         if ok:
             self.soak_in_spec_ms += _TICK_MS
@@ -770,23 +1059,34 @@ class Controller:
         elif self.soak_total_ms > m["soak_max_total_s"] * 1000:
             self._set_invalid(C.F_SOAK_MAX_TIME)
             self._start_cooldown()
-        elif self.m["early_fail"] == "stop" and self._any_early_fail():
+        elif self.m["early_fail"] == "stop" and self._all_early_fail():
+            # one cell's early FAIL does not cut the others' soak: the soak ends early only when
+            # every cell has failed early (the cells then get NP_SOAK_CUT at the verdict)
             self._start_cooldown()
 
-    def _any_early_fail(self):
+    def _all_early_fail(self):
         for i in range(self.n):
-            if self.early_fail[i]:
-                return 1
-        return 0
+            if not self.early_fail[i]:
+                return 0
+        return 1
 
     def _start_cooldown(self):
         self.in_spec = 0
         self._heater_off()
+        if self.cool_air:
+            # cool_in "air": the vacuum ends with the soak; vented, the cells cool by convection
+            # and stop losing mass at the vacuum's rate (the method's time is the soak's)
+            self._set_pump(0)
+            self._set_vent(1)
         self._enter(PH_COOLDOWN)
 
     def _cooldown(self):
         m = self.m
-        self._vacuum_hysteresis()
+        if self.cool_air:
+            self._set_pump(0)
+            self._set_vent(1)
+        else:
+            self._vacuum_hysteresis()
         if self._phase_ms() > m["cooldown_timeout_s"] * 1000:
             self._set_invalid(C.F_COOLDOWN_TIMEOUT)
             self._enter(PH_VENT)
@@ -848,29 +1148,88 @@ class Controller:
         self._enter(PH_DONE)
 
     def _corrected(self, kind, i):
+        # the drift correction of the mean only: the fit's uncertainty is the budget's drift term,
+        # where the three corrections (one k) are correlated (budget.compute)
         r, acc, cnt = self.readings[(kind, i)]
         if self.blank is None:
             return r
         cn, cd, vn, vd = drift.correction(self.blank[i], acc, cnt)
-        return V.corrected(r, cn, cd, vn, vd)
+        return V.corrected(r, cn, cd)
+
+    def _lct(self, kind, i):
+        _r, acc, cnt = self.readings[(kind, i)]
+        return div_half_even(acc, cnt)
+
+    def _budget_inputs(self, i):
+        ch = self.cal["channels"][i]
+        zr = 0
+        if self.blank is not None:
+            zr = self.blank[i].get("zero_return_counts", 0)
+        # settle_s_actual: from the cells being loaded (START) to the start of the m0 window; without
+        # a settling wait the m0 window starts when START is pressed
+        settle = getattr(self, "settle_s_actual", 0)
+        return budget.inputs(ch, self.cal.get("check"), self._lct(3, i) - self._lct(2, i), settle, zr,
+                             self.m["u_sys_ppm"], self.m["limit_ppm"])
+
+    def _verdict_no_pass(self, bud):
+        """The reasons found at the verdict why cells cannot PASS (docs/UNCERTAINTY.md): drift
+        correction (a valid blank fit), repeatability (a check-weight history), the full soak."""
+        m = self.m
+        if self.blank is None:
+            self._no_pass(C.NP_NO_BLANK, -1)
+        else:
+            for i in range(self.n):
+                ch = self.blank[i]
+                if ch.get("failed") or ch.get("error"):
+                    self._no_pass(C.NP_BLANK_FAILED, i)
+                # runs_used: test runs that used this fit before this one (plan.py counts them)
+                if ch.get("runs_used", 0) >= m["blank_max_runs"]:
+                    self._no_pass(C.NP_BLANK_OLD, i)
+                zr = ch.get("zero_return_counts")
+                b = bud[i]
+                if zr is None:
+                    self._no_pass(C.NP_ZERO_RETURN, i)      # a fit without the figure: not checkable
+                elif b is not None:
+                    # |zr| / cpg (g) > permille/1000 * limit/1e6 * m0 (g), in integers
+                    if zr < 0:
+                        zr = -zr
+                    cpg = b["inputs"]["counts_per_g"]
+                    if zr * 1000000000000000 > m["zero_return_max_permille"] * m["limit_ppm"] * b["m0_ug"] * cpg:
+                        self._no_pass(C.NP_ZERO_RETURN, i)
+        for i in range(self.n):
+            if bud[i] is not None and not budget.rep_known(bud[i]["inputs"]):
+                self._no_pass(C.NP_NO_CHECK, i)
+        if self.soak_in_spec_ms < m["soak_s"] * 1000 and not self.invalid:
+            # the soak ended early (early_fail "stop" once every cell had failed early)
+            self._no_pass(C.NP_SOAK_CUT, -1)
 
     def _compute_verdict(self):
         verdicts = []
-        soak_cut = self.soak_in_spec_ms < self.m["soak_s"] * 1000
+        buds = [None] * self.n
+        res_l = [None] * self.n
         for i in range(self.n):
             z = self._corrected(1, i)
             a = self._corrected(2, i)
             bb = self._corrected(3, i)
             try:
-                res = V.evaluate(z, a, bb, self.m, self.leak[i])
-            except V.VerdictError:
+                vk = None
+                if self.blank is not None:
+                    vk = (self.blank[i]["var_k_num"], self.blank[i]["var_k_den"])
+                bud = budget.compute(z, a, bb, self._lct(1, i), self._lct(2, i), self._lct(3, i), vk,
+                                     self._budget_inputs(i))
+                res = V.evaluate(z, a, bb, self.m, self.leak[i], bud["U_ppm"])
+                res.budget = bud
+                buds[i] = bud
+            except (V.VerdictError, budget.BudgetError):
                 res = V.Result()
                 res.verdict = V.V_INVALID
+            res_l[i] = res
+        self._verdict_no_pass(buds)
+        for i in range(self.n):
+            res = res_l[i]
             if self.invalid:
                 res.verdict = V.V_INVALID
-            elif soak_cut and res.verdict != V.V_FAIL:
-                # an early FAIL (method early_fail "stop") ended the soak for every cell: without
-                # the full soak no cell can PASS
+            elif self.no_pass[i] and res.verdict == V.V_PASS:
                 res.verdict = V.V_INCONCLUSIVE
             self.results[i] = res
             verdicts.append(res.verdict)
@@ -884,6 +1243,9 @@ class Controller:
             d["cell"] = i
             d["leak_visible"] = self.leak[i]
             d["early_fail"] = self.early_fail[i]
+            if r is not None and r.budget is not None:
+                d["budget"] = r.budget
+            d["no_pass"] = [C.NO_PASS_NAMES[x] for x in self.no_pass[i]]
             cells.append(d)
         return {"verdict": V.VERDICT_NAMES[self.final_verdict()], "cells": cells, "method": self.m["name"],
                 "fault": self.fault, "invalid": self.invalid,

@@ -66,6 +66,9 @@ def blank_summary(fit):
     and the fit points. None for no fit."""
     if fit is None:
         return None
+    if isinstance(fit, list):
+        # "runs_used" counts the tests that used the fit (plan.py): a use is not a change of it
+        fit = [_without(ch, "runs_used") for ch in fit]
     crc = binascii.crc32(canon(fit).encode()) & 0xFFFFFFFF
     k = []
     pts = []
@@ -80,6 +83,14 @@ def blank_summary(fit):
                 k.append(None)
             pts.append(ch.get("points") if isinstance(ch, dict) else None)
     return {"crc32": "%08x" % crc, "k_mcounts_per_c": k, "points": pts}
+
+
+def _without(d, key):
+    if not isinstance(d, dict) or key not in d:
+        return d
+    d = dict(d)
+    del d[key]
+    return d
 
 
 def entry_line(when, run, what, old, new, by):

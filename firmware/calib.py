@@ -28,8 +28,8 @@ class Calibration:
         self.ref_num = ref_num
         self.ref_den = ref_den
         if ref_mass_ug:
-            if not 1000 <= ref_mass_ug <= 1000000000:
-                raise CalibError("reference mass must be 1 mg .. 1 kg (1000..1000000000 ug)")
+            if not 1000 <= ref_mass_ug <= 5000000000:
+                raise CalibError("reference mass must be 1 mg .. 5 kg (1000..5000000000 ug)")
             # span counts = ref mean - zero mean, as the rational span_num / span_den
             span_num = ref_num * zero_den - zero_num * ref_den
             if span_num <= 0:

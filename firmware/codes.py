@@ -76,6 +76,7 @@ E_NO_PASS = const(114)        # a reason why a cell cannot PASS: a = NP_* reason
 E_CHECK_WEIGHT = const(115)   # check-weight test: a = channel, b = deviation from the reference, ug
 E_LC_TEMP_WAIT = const(116)   # final weighing waits for the load-cell temperature: a = lc temp c_x100 now, b = its value at m0
 E_SETTLE = const(117)         # load cell settling after loading (creep) before m0: a = settle s, b = 0
+E_PREHEAT_DONE = const(118)   # heat_in air: pre-heat done, pump-down starts: a = probe (chamber without one) c_x100, b = chamber c_x100
 
 # Sample flags (continued; the flags field is a u16)
 SF_PROBE_OUT = const(256)     # the reference probe is fitted and outside the tolerance (or not read) this second

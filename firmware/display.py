@@ -61,6 +61,7 @@ PH_LEAK_CHECK = const(11)
 PH_VERDICT = const(12)
 PH_DONE = const(13)
 PH_ABORTED = const(14)
+PH_PREHEAT = const(15)
 MODE_BLANK = const(1)
 
 PAGE_MS = const(4)          # one page over I2C at 400 kHz: 3.3 ms, rounded up
@@ -213,7 +214,10 @@ class Screen:
             self.right("VENT", 30)
         # soak time left (only in-spec time counts)
         need_s = m["blank_soak_s"] if c.mode == MODE_BLANK else m["soak_s"]
-        if ph < PH_SOAK:
+        if ph == PH_PREHEAT and c._probe is not None:
+            # heating in air until the cell (the probe) is in the pre-heat band: show the cell
+            self.text("cell " + (ui.temp(c.probe_c_x100) if c.probe_status == C.OK else "----"), 0, 39)
+        elif ph < PH_SOAK or ph == PH_PREHEAT:
             self.text("soak " + ui.hm(need_s) + " to go", 0, 39)
         elif ph == PH_SOAK:
             self.text("left " + ui.hms(need_s - c.soak_in_spec_ms // 1000), 0, 39)
@@ -224,11 +228,13 @@ class Screen:
         if n > 4:
             n = 4
         weighing = ph == PH_TARE or ph == PH_INITIAL_WEIGH or ph == PH_FINAL_WEIGH
-        live = ph >= PH_SOAK and c.mode != MODE_BLANK
+        live = ph >= PH_SOAK and ph != PH_PREHEAT and c.mode != MODE_BLANK
         if n <= 2:
             fb.hline(0, 49, self.w, 1)
         for i in range(n):
-            if weighing:
+            if ph == PH_INITIAL_WEIGH and not c._weighing:
+                t = "settle"            # creep: waiting settle_s before the m0 window
+            elif weighing:
                 st = c.windows[i].state
                 t = _WSTATE[st if st < 3 else 3]
                 if n == 1:
@@ -324,9 +330,22 @@ class Screen:
         self.text("loss " + ui.pct(r.loss_pct_x100), 0, y)
         self.text("U " + ui.pct(r.u_pct_x100), 0, y + 9)
         self.right("k=2", y + 9)
-        self.text("leakage: YES" if r.flags & V.FL_LEAK else "leakage: no", 0, y + 18)
+        why = self._no_pass_name(c, 0, r)
+        if why:
+            # INCONCLUSIVE because the cell could not PASS (so no leak was seen): say why
+            self.text(("why: " + why)[:ui.LINE], 0, y + 18)
+        else:
+            self.text("leakage: YES" if r.flags & V.FL_LEAK else "leakage: no", 0, y + 18)
         self.fb.hline(0, 54, self.w, 1)
         self.text((m["name"][:8] + " " + ui.limit(m))[:ui.LINE], 0, 56)
+
+    @staticmethod
+    def _no_pass_name(c, i, r):
+        # the first reason the cell could not PASS, shown on an INCONCLUSIVE verdict (codes.NP_*)
+        np_ = getattr(c, "no_pass", None)
+        if r.verdict != V.V_INCONCLUSIVE or not np_ or not np_[i]:
+            return ""
+        return C.NO_PASS_NAMES[np_[i][0]]
 
     def _verdict_band(self, c, i, y):
         r = c.results[i]
@@ -335,8 +354,11 @@ class Screen:
         word = V.VERDICT_NAMES[r.verdict]
         sx, sy = self.fit(word, self.w - 20, 2)
         self.big(word, 20, y, sx, sy)
+        why = self._no_pass_name(c, i, r)
         if r.flags & V.FL_LEAK:
             t = "LEAK " + ui.pct(r.loss_pct_x100)
+        elif why:
+            t = why
         else:
             t = ui.pct(r.loss_pct_x100) + " U" + ui.pct(r.u_pct_x100)
         self.text(t[:13], 20, y + 17)

@@ -13,6 +13,7 @@
 # integers small (offsets from the first reading, sums over one minute). fit() runs once.
 from micropython import const
 from array import array
+from fixedpt import div_half_even
 
 _POINT_S = const(60)        # one fitted point per minute of samples
 _MAX_POINTS = const(1440)   # 24 h of blank run
@@ -131,12 +132,20 @@ class DriftRecorder:
             for j in range(m):
                 r = zs[j] * det - a_num - k_num * ts[j] - b_num * vs[j]     # residual * det
                 ssr += r * r
+            # zero return: the corrected zero (z - k T, the fitted temperature effect removed) at the
+            # last vented point minus at the first, in counts, half to even (docs/UNCERTAINTY.md)
+            j0 = vs.index(0)
+            j1 = m - 1
+            while vs[j1] != 0:
+                j1 -= 1
+            zr = div_half_even((zs[j1] - zs[j0]) * det - k_num * (ts[j1] - ts[j0]), det)
             # var(k) = s^2 * cof_kk / det, s^2 = SSR / (m - 3), SSR = ssr / det^2
             out.append({"ref_counts": self._ref[i], "k_num": k_num, "k_den": det,
                         "var_k_num": ssr * cof_kk, "var_k_den": (m - 3) * det * det * det,
                         "t_ref_num": 0, "t_ref_den": 1, "a_num": a_num, "a_den": det,
                         "vac_offset_num": b_num, "vac_offset_den": det, "points": m,
-                        "points_vented": len(vent), "t_min_c_x100": min(ts), "t_max_c_x100": max(ts)})
+                        "points_vented": len(vent), "t_min_c_x100": min(ts), "t_max_c_x100": max(ts),
+                        "zero_return_counts": zr})
         return out
 
 

@@ -135,7 +135,8 @@ class Session:
             c = self.plan.new_controller(app.MODE_BLANK, None, None)
         else:
             m = self.plan.method
-            run_s = m["soak_max_total_s"] + m["heatup_timeout_s"] + m["cooldown_timeout_s"] + 7200
+            run_s = (m["soak_max_total_s"] + m["heatup_timeout_s"] + m.get("probe_wait_s", 0)
+                     + m["cooldown_timeout_s"] + 7200)
             if self._check_space and not runlog.space_ok(self.runs_dir, run_s, self.plan.n_cells,
                                                          statvfs=os.statvfs):
                 self.error = "not enough flash for the run log"
@@ -143,6 +144,9 @@ class Session:
                 self._end(None)
                 return
             hdr = self.plan.header(self.run_id, self.blank_fit)
+            cal = hdr.get("calibration")
+            if isinstance(cal, dict) and "blank" in cal:
+                self.blank_fit = cal["blank"]       # with this run counted in its "runs_used"
             rtc = audit.rtc_s(self.b)
             if rtc is not None:
                 # a battery-backed clock: the outage of a power cut can be measured (recover())

@@ -15,7 +15,7 @@ _INT_FIELDS = (
     ("cooldown_timeout_s", 21600, 600, 86400, "time allowed to cool for the final weighing, s"),
     ("vent_below_c_x100", 4000, 2500, 10000, "vent only below this oven temperature, 0.01 degC"),
     ("final_weigh_max_above_ambient_c_x100", 300, 50, 1000, "final weighing only within this of the m0 temperature, 0.01 degC"),
-    ("u_sys_ppm", 30, 0, 5000, "systematic standard uncertainty of the loss, ppm"),
+    ("u_sys_ppm", 0, 0, 5000, "optional lab-stated extra standard uncertainty of the loss, ppm (docs/UNCERTAINTY.md)"),
     ("window_n", 64, 16, 64, "samples in a weighing window"),
     ("stable_sd_ug", 3000, 100, 100000, "stability limit: window standard deviation, ug"),
     ("stable_hold", 20, 1, 1000, "samples the spread must stay within the limit"),
@@ -24,12 +24,14 @@ _INT_FIELDS = (
     ("resume_grace_s", 120, 0, 3600, "longest power cut after which a soak may resume (recovery.py), s; 0 = never"),
     ("resume_max", 3, 0, 100, "most power-cut resumes per run"),
     ("settle_s", 900, 0, 7200, "load-cell settling (creep) after the cells are loaded, before m0, s"),
-    ("lc_temp_band_c_x100", 100, 10, 1000, "m1 only once the load-cell temperature is within this of its value at m0, 0.01 degC"),
+    ("lc_temp_band_c_x100", 200, 10, 1000, "m1 only once the load-cell temperature is within this of its value at m0, 0.01 degC"),
     ("lc_temp_wait_s", 14400, 600, 86400, "longest wait for that band; then m1 is weighed and the cell cannot PASS, s"),
     ("stable_sd_permille", 20, 1, 500, "stable: standard deviation of the window mean <= this share of the allowed loss (limit x m0), 0.1 %"),
     ("stable_drift_permille", 10, 1, 1000, "stable: drift <= this share of the allowed loss per minute, 0.1 %/min"),
     ("blank_max_runs", 20, 1, 1000, "a blank (drift) fit is valid for this many test runs"),
     ("zero_return_max_permille", 100, 1, 1000, "blank run zero-return bound, share of the allowed loss, 0.1 %"),
+    ("probe_wait_s", 28800, 600, 86400, "longest wait, once the chamber is in the band, for the reference probe (the cell) to reach it, s"),
+    ("preheat_band_c_x100", 50, 10, 500, "heat_in air: the probe (the cell; without a probe the chamber) within this of the setpoint for a minute before pump-down, 0.01 degC"),
 )
 
 _CHOICES = (
@@ -37,6 +39,10 @@ _CHOICES = (
     ("decision", "guarded", ("guarded", "simple")),
     ("early_fail", "continue", ("continue", "stop")),
     ("chamber_timed_pass", "no", ("no", "yes")),
+    # heat the cells in air (convection) to the setpoint before the pump-down, and cool them vented
+    # after the soak: the vacuum time is then the method's soak (docs/APP.md "Heating and cooling")
+    ("heat_in", "air", ("air", "vacuum")),
+    ("cool_in", "air", ("air", "vacuum")),
 )
 
 

@@ -39,6 +39,8 @@ DEFAULT_GRACE_S = const(120)
 DEFAULT_RESUME_MAX = const(3)
 
 _PH_SOAK = const(7)          # app.PH_SOAK (phase codes are part of the log format)
+_PH_PUMPDOWN = const(5)      # app.PH_PUMPDOWN
+_PH_HEATUP = const(6)        # app.PH_HEATUP
 _SF_IN_SPEC = const(1)       # codes.SF_IN_SPEC
 _MAX_BODY_DECODE = const(16384)   # longer records are CRC-checked in pieces, never decoded
 _PIECE = const(1024)
@@ -76,6 +78,7 @@ class LogState:
         self.resumes = 0
         self.interrupted = 0        # an INTERRUPTED event: the run was being closed
         self.vac_exc = 0
+        self.no_pass = []           # (reason, cell) of the NO_PASS events: a resumed run keeps them
         self.verdict_seen = 0
         self.end_seen = 0
         self.last_t_ms = 0          # latest t_ms of an event or weighing
@@ -381,6 +384,8 @@ def _event(st, t_ms, code, a, b):
         st.interrupted = 1
     elif code == C.E_VAC_EXCURSION:
         st.vac_exc = 1 if a else 0
+    elif code == C.E_NO_PASS:
+        st.no_pass.append((a, b))
 
 
 def _block(st, b, i, e):
@@ -449,6 +454,11 @@ def _block(st, b, i, e):
             st.soak_n += 1
             if s[2] & _SF_IN_SPEC:
                 st.soak_in += 1
+        elif (s[1] == _PH_PUMPDOWN or s[1] == _PH_HEATUP) and s[2] & _SF_IN_SPEC:
+            # heat_in "air": the pump-down's and HEATUP's seconds at the method's conditions are
+            # soak time (app._credit), in-spec and total alike
+            st.soak_n += 1
+            st.soak_in += 1
     if i != e:
         raise ValueError("block length")
     st._st = s

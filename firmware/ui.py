@@ -11,7 +11,7 @@ LINE = 16        # characters in one 8x8 line of the 128-pixel display
 # Phase labels on the display (app.PHASE_NAMES order; at most 11 characters so that a clock
 # fits on the same title line)
 PHASE_LABELS = ("READY", "CHECKING", "TARE", "LOAD CELLS", "WEIGH m0", "PUMP DOWN", "HEAT UP", "SOAK",
-                "COOL DOWN", "VENT", "WEIGH m1", "LEAK CHECK", "VERDICT", "DONE", "ABORTED")
+                "COOL DOWN", "VENT", "WEIGH m1", "LEAK CHECK", "VERDICT", "DONE", "ABORTED", "PRE-HEAT")
 
 # Fault code -> (name, at most 8 characters: drawn at double size; what to do, at most 3 lines
 # of 16 characters once wrapped). Every F_* code of codes.py has an entry (tests/dual/test_display.py).
@@ -36,6 +36,7 @@ FAULTS = {
     C.F_HEATUP_TIMEOUT: ("HEAT TMO", "setpoint not reached: check heater and door"),
     C.F_COOLDOWN_TIMEOUT: ("COOL TMO", "oven too slow to cool: check the oven"),
     C.F_INTERRUPTED: ("POWERCUT", "power lost or reset mid-run: restart the test"),
+    C.F_PROBE: ("PROBE", "check the probe in the dummy cell"),
 }
 
 

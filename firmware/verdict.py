@@ -6,7 +6,8 @@
 #
 # loss ratio    L = (m0 - m1) / m0 = (a - b) / (a - z)      a, b: m0 and m1 readings, z: zero
 #               (the span cancels, see calib.py)
-# uncertainty   dL/da = (b - z)/D^2, dL/db = -1/D, dL/dz = (a - b)/D^2 with D = a - z, so
+# uncertainty   the full budget (budget.py, docs/UNCERTAINTY.md) gives U; without it (old logs):
+#               dL/da = (b - z)/D^2, dL/db = -1/D, dL/dz = (a - b)/D^2 with D = a - z, so
 #               u^2(L) = [(b - z)^2 u^2(a) + D^2 u^2(b) + (a - b)^2 u^2(z)] / D^4
 #               u^2(ppm) = 1e12 u^2(L) + u_sys_ppm^2;   U = k u with k = 2, rounded UP to 1 ppm
 # decision      guarded acceptance (ILAC-G8): PASS if L + U within the limit, FAIL if L - U beyond
@@ -64,6 +65,7 @@ class Result:
         self.limit_ppm = 0
         self.comparator = "le"
         self.decision = "guarded"
+        self.budget = None  # type: dict | None  # budget.compute() when the full budget gave U
 
     def as_dict(self):
         return {"verdict": VERDICT_NAMES[self.verdict], "loss_ppm": self.loss_ppm,
@@ -79,9 +81,11 @@ def _within(num, den, limit, comparator):
     return num < limit * den
 
 
-def evaluate(zero, r0, r1, method, leak_visible):
+def evaluate(zero, r0, r1, method, leak_visible, u_ppm=None):
     """Verdict for one cell. zero, r0, r1: readings (see reading()); method: methods.validate()
-    dict; leak_visible: 0 (no) or 1 (yes), the operator's answer."""
+    dict; leak_visible: 0 (no) or 1 (yes), the operator's answer. u_ppm: the expanded uncertainty
+    from the full budget (budget.compute()["U_ppm"]); None = the windows' statistics and the
+    readings' variances plus method u_sys_ppm alone (the format of logs before the budget)."""
     if leak_visible not in (0, 1):
         raise VerdictError("leak answer must be 0 (no) or 1 (yes)")
     zn, zd, zvn, zvd = zero
@@ -129,6 +133,10 @@ def evaluate(zero, r0, r1, method, leak_visible):
     vn = 1000000000000 * sn * d2 * d2 + usys * usys * sd * dn2 * dn2
     vd = sd * dn2 * dn2
     u = isqrt_ceil(div_ceil(4 * vn, vd))
+    if u_ppm is not None:
+        if u_ppm < 0:
+            raise VerdictError("negative uncertainty")
+        u = u_ppm
     res.u_ppm = u
     res.u_pct_x100 = div_ceil(u, 100)
 

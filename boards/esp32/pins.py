@@ -2,7 +2,8 @@
 # checked by boards/pins_check.py (tests/host/test_pins.py).
 # The ESP32 has fewer free GPIOs than the Pico: 2 load-cell channels, and five pins that the
 # checker warns about, each used in the one role its boot strapping tolerates:
-#   GPIO0 / GPIO2 / GPIO5 / GPIO15 strapping pins, GPIO16 (PSRAM on WROVER modules: WROOM only).
+#   GPIO0 / GPIO2 / GPIO5 / GPIO15 strapping pins, GPIO16 and GPIO17 (PSRAM on WROVER modules:
+#   WROOM only).
 # Never used: 1/3 (UART0: USB serial, mpremote), 6..11 (SPI flash), 12 (flash voltage strap).
 # Relay and SSR lines need 10 kOhm pull-downs: ESP32 GPIOs float during reset and boot.
 PORT = "esp32"
@@ -34,4 +35,5 @@ PINS = (
     ("btn_yes", 4, "in_pu"),
     ("btn_no", 0, "in_pu"),         # strapping pin (BOOT): held at reset = download mode
     ("door", 16, "in_pu"),          # WROOM only (PSRAM on WROVER)
+    ("probe_cs", 17, "out"),        # reference probe's converter, same SPI bus; WROOM only (PSRAM on WROVER)
 )

@@ -14,7 +14,9 @@
 # door scanning every tick_ms) and last the hardware watchdog (the app must feed it through
 # wdt_feed() at least every wdt_ms).
 # Config keys (defaults()): tc "max31855" | "max31856" (the converter by the load cells, CS lct_cs,
-# is the same type, or lc_temp "none"); loadcell "hx711" (N channels) | "nau7802" (one channel
+# is the same type, or lc_temp "none"); probe "same" | "max31855" | "max31856" (the reference probe in a
+# dummy cell, CS probe_cs, on the same SPI bus: the same converter type as tc, since the bus has one SPI
+# mode) or None / "none" (no probe: the soak is timed on the chamber, docs/APP.md); loadcell "hx711" (N channels) | "nau7802" (one channel
 # on the I2C bus); calibration of the pressure transducer in ADC counts.
 #
 # Top-level imports: `machine`, `time` and `codes` only (main.py imports codes before it asks
@@ -37,6 +39,7 @@ def defaults(n_cells):
         "hx711_gain": 128,
         "tc": "max31855",
         "lc_temp": "same",
+        "probe": "same",
         "pressure_counts_at_0pa": 6554,     # 0.5 V of a 0.5..4.5 V transducer behind a 3.3/5 divider
         "pressure_counts_at_span": 58982,
         "pressure_span_pa": 110_000,
@@ -84,7 +87,7 @@ class Board:
 
         self.operator = Operator(((self._in("btn_start"), C.EV_START), (self._in("btn_stop"), C.EV_STOP),
                                   (self._in("btn_yes"), C.EV_YES), (self._in("btn_no"), C.EV_NO)),
-                                 door=self._in("door"), ticks_ms=time.ticks_ms, ticks_diff=time.ticks_diff,
+                                 door=self._in("door") if "door" in self._g else None, ticks_ms=time.ticks_ms, ticks_diff=time.ticks_diff,
                                  scan_in_poll=False)
 
         g = self._g
@@ -105,6 +108,14 @@ class Board:
                        sck=Pin(g["spi_sck"]), mosi=Pin(g["spi_mosi"]), miso=Pin(g["spi_miso"]))
         self.tc = self._tc(tc, "tc_cs")
         self.lc_temp = NoSensor() if cfg["lc_temp"] == "none" else self._tc(tc, "lct_cs")
+        pr = cfg["probe"]
+        if pr is None or pr == "none":
+            self.probe = None
+        elif pr == "same" or pr == tc:
+            self.probe = self._tc(tc, "probe_cs")
+        else:
+            raise ValueError("board config probe: %r, expected \"same\", \"%s\" (the tc's type: one SPI mode on "
+                             "the shared bus) or null" % (pr, tc))
 
         self.pressure = PressureTransducer(self.adc(Pin(g["pressure_adc"])), cfg["pressure_counts_at_0pa"],
                                            cfg["pressure_counts_at_span"], span_pa=cfg["pressure_span_pa"])

@@ -2,6 +2,8 @@
 # checked by boards/pins_check.py (tests/host/test_pins.py).
 # Outputs are active high: the RP2040 resets every GPIO to an input with its pull-down, so the
 # SSR, contactor, pump, vent and buzzer are off from reset until board.py drives them low.
+# Every GPIO on the Pico's header is taken: the reference probe's chip select (GP27) replaced the door
+# switch input, which the firmware never used (board.door_closed() reads 1 without a switch).
 PORT = "rp2"
 N_CELLS = 4
 SPI_ID = 0
@@ -34,6 +36,6 @@ PINS = (
     ("btn_yes", 21, "in_pu"),
     ("btn_no", 22, "in_pu"),
     ("pressure_adc", 26, "adc"),    # ADC0: vacuum transducer through a divider to <= 3.3 V
-    ("door", 27, "in_pu"),          # door switch, closed = GND
+    ("probe_cs", 27, "out"),        # reference probe's converter (in a dummy cell), same SPI bus
     ("lct_cs", 28, "out"),          # second converter next to the load cells
 )

@@ -29,6 +29,15 @@ class _TcSpi:
         self.bench.tc_frame_into(buf)
 
 
+class _ProbeSpi:
+    # A second SPI bus (its own chip select) with the reference probe's MAX31855 on it.
+    def __init__(self, bench):
+        self.bench = bench
+
+    def readinto(self, buf, write=0):
+        self.bench.probe_frame_into(buf)
+
+
 class _Adc:
     def __init__(self, bench):
         self.bench = bench
@@ -81,7 +90,7 @@ class SimOperator:
             self._due_ms = now + 20000
         elif code == PR_LEAK:
             self._event = C.EV_YES if b.bench.leak_visible(cell) else C.EV_NO
-            self._due_ms = now + 15000
+            self._due_ms = now + 45000       # looking at a cell for leakage takes a while
             self.answers.append([cell, self._event == C.EV_YES])
 
     def poll(self):
@@ -111,6 +120,8 @@ class SimBoard:
         self.bench = bench
         self.n_cells = bench.n_cells
         self.tc = MAX31855(_TcSpi(bench), _Pin())
+        # reference probe in a dummy cell (scenario "probe"), or None when not fitted
+        self.probe = MAX31855(_ProbeSpi(bench), _Pin()) if bench.probe_fitted else None
         self.pressure = PressureTransducer(_Adc(bench), M.PRESSURE_ADC_ZERO,
                                            M.PRESSURE_ADC_ZERO + M.PRESSURE_ADC_SPAN, span_pa=M.PRESSURE_FS_PA)
         self.lc_temp = _LcTemp(bench)

@@ -42,13 +42,14 @@ TC_TAU_S = 5.0                    # thermocouple lag behind the chamber
 TC_NOISE_C = 0.1                  # thermocouple noise before 0.25 degC quantisation
 LC_TAU_S = 1500.0                 # load-cell body temperature lag behind the chamber (25 min)
 LC_TEMP_NOISE_C = 0.05            # noise of the sensor next to the load cell
-LC_DRIFT_REF_C = 23.0             # load-cell zero drift is referred to this temperature
+LC_DRIFT_REF_C = 23.0             # load-cell zero drift and span are referred to this temperature
 LC_PERIOD_MS = 100                # HX711 at 10 SPS
 LC_RAIL_HI = 0x7FFFFF
 LC_RAIL_LO = -0x800000
 LC_GLITCH_PPM = 20000             # fraction of conversions that glitch while the fault is active
 PAN_MASS_G = 20.0                 # weighing pan (always on the load cell)
 PAN_VOLUME_CM3 = 7.4              # aluminium pan: 20 g / 2.7 g/cm3
+STEEL_G_PER_CM3 = 7.95            # reference / check masses (OIML R111 stainless steel)
 CELL_CP_J_PER_G_C = 1.0           # specific heat of a cell
 H_RAD_W_PER_M2C = 6.0             # radiative + conductive cell-to-chamber coupling (vacuum)
 H_AIR_W_PER_M2C = 25.0            # extra convective coupling at 1 atm (oven fan), scales with p
@@ -58,15 +59,17 @@ PUMP_TAU_S = 100.0                # pump-down time constant: 101.3 kPa -> 10 kPa
 PUMP_ULT_PA = 500.0               # ultimate pressure of the pump
 VENT_TAU_S = 2.0                  # venting time constant
 FAULT_LEAK_KPA_PER_MIN = 30.0     # extra leak while a vacuum_leak fault is active
+METHOD_P_FRACTION = 0.35          # method_loss_ppm: the controller holds 20 % .. 50 % of vacuum_pa
 
 FAULT_KINDS = ("thermocouple_open", "thermocouple_short", "heater_stuck_on", "heater_dead",
-               "vacuum_leak", "loadcell_disconnect", "loadcell_glitches")
+               "vacuum_leak", "loadcell_disconnect", "loadcell_glitches", "probe_open")
 
 # Defaults of a scenario (host_tools/ovenctl/scenario.py normalizes files to this shape; the model
 # fills missing keys with these so that a partial dict works too, e.g. in tests).
 DEFAULT_CELL = {"mass_g": 45.0, "volume_cm3": 16.5, "volatile_g": 0.10, "evap_tau_min": 40.0,
                 "leak_visible": False}
-DEFAULT_LOAD_CELL = {"capacity_g": 200.0, "noise_counts_rms": 30.0, "zero_drift_counts_per_c": 20.0}
+DEFAULT_LOAD_CELL = {"capacity_g": 200.0, "noise_counts_rms": 30.0, "zero_drift_counts_per_c": 20.0,
+                     "creep_ppm": 245.0, "creep_tau_s": 300.0, "span_tc_ppm_per_c": 12.0}
 DEFAULT_OVEN = {"heater_w": 400.0, "heat_capacity_j_per_c": 4000.0, "loss_w_per_c": 2.0}
 DEFAULT_VACUUM = {"leak_kpa_per_min": 0.05}
 
@@ -82,6 +85,7 @@ _STREAM_TC = 1
 _STREAM_P = 2
 _STREAM_LCT = 3
 _STREAM_LC0 = 4
+_STREAM_PROBE = 16                  # after the load-cell streams (at most 4 channels)
 
 
 class Rng:
@@ -134,6 +138,13 @@ def _round_int(x):
     if i > x:
         i -= 1
     return i
+
+
+def _frame_into(f, buf):
+    buf[0] = (f >> 24) & 0xFF
+    buf[1] = (f >> 16) & 0xFF
+    buf[2] = (f >> 8) & 0xFF
+    buf[3] = f & 0xFF
 
 
 def _merged(defaults, given):
@@ -209,6 +220,23 @@ class Bench:
         self._cell_cache = [None] * n     # per cell: [dt_ms, p_pa, e, q]
         for i in range(n):
             self._cell_cache[i] = [0, -1e9, 1.0, 1.0]
+
+        # reference probe: a thermocouple in a dummy cell (no volatiles) that sits in the oven in
+        # every run, blank runs included; it lags the chamber exactly as a cell of its size does
+        pc = scn.get("probe_cell")
+        if not pc:
+            pc = {"mass_g": cells[0]["mass_g"], "volume_cm3": cells[0]["volume_cm3"]}
+        self.probe_fitted = bool(scn.get("probe", True))
+        self.probe_mass_g = float(pc["mass_g"])
+        self.probe_volume_cm3 = float(pc["volume_cm3"])
+        area_m2 = 6.0 * exp(log(self.probe_volume_cm3) * (2.0 / 3.0)) * 1e-4
+        heat_cap = CELL_CP_J_PER_G_C * self.probe_mass_g
+        self._pk_rad = area_m2 * H_RAD_W_PER_M2C / heat_cap
+        self._pk_air = area_m2 * H_AIR_W_PER_M2C / heat_cap / P_ATM_PA
+        self._probe_cache = [0, -1e9, 1.0, 1.0]
+        self.probe_c = amb
+        self._rng_probe = Rng(self.seed, _STREAM_PROBE)
+        self.f_probe_open = 0
         self.cells_loaded = 0 if scn.get("blank_run", False) else 1
 
         # load cells
@@ -216,6 +244,14 @@ class Bench:
         self.lc_counts_per_g = 4194304.0 / self.lc_capacity_g
         self.lc_noise_counts = float(lcp["noise_counts_rms"])
         self.lc_drift_counts_per_c = float(lcp["zero_drift_counts_per_c"])
+        # creep: the reading approaches load x creep_ppm (extra) with creep_tau_s after a load
+        # change and recovers the same way (a linear first-order node per channel, see _creep_g);
+        # span: counts per gram change by span_tc_ppm_per_c per degC of the load-cell body
+        self.lc_creep = float(lcp["creep_ppm"]) * 1e-6
+        self.lc_creep_tau_s = float(lcp["creep_tau_s"])
+        self.lc_span_tc = float(lcp["span_tc_ppm_per_c"]) * 1e-6
+        self._creep_x_g = [None] * n            # creep state (g of extra reading); None: settled
+        self._creep_t_ms = [0] * n
         setup = Rng(self.seed, _STREAM_SETUP)
         self.lc_zero_offset_counts = [40000 + setup.below(160000) for _ in range(n)]
         self._lc_phase_ms = [setup.below(LC_PERIOD_MS) for _ in range(n)]
@@ -223,6 +259,7 @@ class Bench:
         self._lc_read_idx = [-(1 << 29)] * n     # conversion index consumed by the last read
         self._lc_val_idx = [-(1 << 29)] * n      # conversion index of the cached value
         self._lc_val = [0] * n
+        self._placed_g = [0.0] * n               # reference / check mass on each pan, g
         self._rng_tc = Rng(self.seed, _STREAM_TC)
         self._rng_p = Rng(self.seed, _STREAM_P)
         self._rng_lct = Rng(self.seed, _STREAM_LCT)
@@ -284,7 +321,7 @@ class Bench:
     def _update_faults(self):
         t = self.t_ms
         nxt = _NEVER_MS
-        stuck = dead = tco = tcs = leak = 0
+        stuck = dead = tco = tcs = leak = pro = 0
         n = self.n_cells
         disc = self._lc_disc
         gl = self._lc_glitch
@@ -311,6 +348,8 @@ class Bench:
                 tcs = 1
             elif kind == "vacuum_leak":
                 leak = 1
+            elif kind == "probe_open":
+                pro = 1
             else:
                 arr = disc if kind == "loadcell_disconnect" else gl
                 for i in range(n):
@@ -321,6 +360,7 @@ class Bench:
         self.f_tc_open = tco
         self.f_tc_short = tcs
         self.f_leak = leak
+        self.f_probe_open = pro
         self._fault_next_ms = nxt
         if dead:
             self._heater_override = 0.0
@@ -343,6 +383,8 @@ class Bench:
             return bool(self.f_tc_short)
         if kind == "vacuum_leak":
             return bool(self.f_leak)
+        if kind == "probe_open":
+            return bool(self.f_probe_open)
         if kind == "loadcell_disconnect":
             return bool(self._lc_disc[channel])
         if kind == "loadcell_glitches":
@@ -356,11 +398,34 @@ class Bench:
             amb = self.amb_c
             for i in range(self.n_cells):
                 self._cell_c[i] = amb
+            # the dummy cell goes in with the cells, from the same bench: it starts where they do
+            # (otherwise a probe still warm from a blank run would start the soak too early)
+            self.probe_c = amb
         self.cells_loaded = on
+
+    def place_mass(self, i, mass_g):
+        """Put a steel reference or check mass on pan i, in addition to whatever is there
+        (replaces a mass placed earlier on that pan)."""
+        if not (0 <= i < self.n_cells):
+            raise ValueError("place_mass: channel %r out of range" % (i,))
+        mass_g = float(mass_g)
+        if mass_g < 0.0:
+            raise ValueError("place_mass: negative mass %r" % (mass_g,))
+        self._placed_g[i] = mass_g
+
+    def remove_mass(self, i):
+        """Take the reference / check mass off pan i."""
+        if not (0 <= i < self.n_cells):
+            raise ValueError("remove_mass: channel %r out of range" % (i,))
+        self._placed_g[i] = 0.0
+
+    def placed_mass_g(self, i):
+        return self._placed_g[i]
 
     def preset(self, chamber_c=None, pressure_pa=None, lc_c=None, cell_c=None):
         """Force state (tests, starting mid-way): chamber_c also sets the thermocouple junction;
-        cell_c (default: chamber_c) sets every cell; lc_c sets the load-cell body."""
+        cell_c (default: chamber_c) sets every cell and the probe's dummy cell; lc_c sets the
+        load-cell body."""
         if chamber_c is not None:
             self.chamber_c = float(chamber_c)
             self.tc_c = float(chamber_c)
@@ -369,6 +434,7 @@ class Bench:
         if cell_c is not None:
             for i in range(self.n_cells):
                 self._cell_c[i] = float(cell_c)
+            self.probe_c = float(cell_c)
         if lc_c is not None:
             self.lc_c = float(lc_c)
         if pressure_pa is not None:
@@ -426,6 +492,18 @@ class Bench:
                 p = P_ATM_PA
             self.pressure_pa = p
             p = 0.5 * (p0 + p)                 # mid-step pressure for the cells
+
+            # the probe's dummy cell: always in the oven, same lag law as the cells
+            cache = self._probe_cache
+            dp = cache[1] - p
+            if dp > 20.0 or dp < -20.0 or cache[0] != step_ms:
+                x = (self._pk_rad + self._pk_air * p) * dt
+                e = exp(-x)
+                cache[0] = step_ms
+                cache[1] = p
+                cache[2] = e
+                cache[3] = (1.0 - e) / x
+            self.probe_c = ch1 + (self.probe_c - ch0) * cache[2] - dch * cache[3]
 
             # cells
             cc = self._cell_c
@@ -489,17 +567,30 @@ class Bench:
         """MAX31855 32-bit frame (unsigned int): bits 31..18 thermocouple temp (14-bit two's
         complement, 0.25 degC), bit 16 fault, bits 15..4 cold junction (12-bit two's complement,
         0.0625 degC, = ambient), bit 2 SCV, bit 1 SCG, bit 0 OC.  On a fault the temp field is 0."""
+        if self.f_tc_open:
+            return self._frame(0.0, None, TC_OC_BIT)
+        if self.f_tc_short:
+            return self._frame(0.0, None, TC_SCG_BIT)
+        return self._frame(self.tc_c, self._rng_tc, 0)
+
+    def probe_frame(self):
+        """The reference probe's MAX31855 frame (same layout and noise as tc_frame), reading the
+        dummy cell's temperature; its junction is embedded in the dummy cell, so the cell's lag is
+        its lag."""
+        if self.f_probe_open:
+            return self._frame(0.0, None, TC_OC_BIT)
+        return self._frame(self.probe_c, self._rng_probe, 0)
+
+    def _frame(self, temp_c, rng, fault_bits):
         cj = _round_int(self.amb_c * 16.0)
         if cj > 2047:
             cj = 2047
         elif cj < -2048:
             cj = -2048
         frame = (cj & 0xFFF) << 4
-        if self.f_tc_open:
-            return frame | TC_FAULT_BIT | TC_OC_BIT
-        if self.f_tc_short:
-            return frame | TC_FAULT_BIT | TC_SCG_BIT
-        code = _round_int((self.tc_c + TC_NOISE_C * self._rng_tc.gauss()) * 4.0)
+        if fault_bits:
+            return frame | TC_FAULT_BIT | fault_bits
+        code = _round_int((temp_c + TC_NOISE_C * rng.gauss()) * 4.0)
         if code > 8191:
             code = 8191
         elif code < -8192:
@@ -508,11 +599,10 @@ class Bench:
 
     def tc_frame_into(self, buf):
         """Write the MAX31855 frame big-endian into buf[0:4] (what an SPI read returns)."""
-        f = self.tc_frame()
-        buf[0] = (f >> 24) & 0xFF
-        buf[1] = (f >> 16) & 0xFF
-        buf[2] = (f >> 8) & 0xFF
-        buf[3] = f & 0xFF
+        _frame_into(self.tc_frame(), buf)
+
+    def probe_frame_into(self, buf):
+        _frame_into(self.probe_frame(), buf)
 
     def pressure_adc_u16(self):
         """Vacuum transducer on a 16-bit ADC (see the PRESSURE_* constants)."""
@@ -543,14 +633,40 @@ class Bench:
             t_ms = self.t_ms
         return self._lc_conv_idx(i, t_ms) > self._lc_read_idx[i]
 
-    def loadcell_expected_counts(self, i):
-        """Noise-free reading of channel i now (float counts): for tests and reports."""
+    def loadcell_load_g(self, i):
+        """Net force on channel i now, as grams: pan and cell less the air they displace."""
         rho = self.air_density_mg_cm3() * 0.001          # g/cm3
         m = PAN_MASS_G - rho * PAN_VOLUME_CM3
         if self.cells_loaded:
             m += self.true_mass_g(i) - rho * self._vol_cm3[i]
-        return (self.lc_zero_offset_counts[i] + self.lc_counts_per_g * m
-                + self.lc_drift_counts_per_c * (self.lc_c - LC_DRIFT_REF_C))
+        m += self._placed_g[i] * (1.0 - rho / STEEL_G_PER_CM3)
+        return m
+
+    def _creep_g(self, i, load_g):
+        # dx/dt = (creep * load - x) / tau, evaluated when the channel is read: the load is taken as
+        # constant since the previous evaluation (the controller reads every channel at least once
+        # a second, against a time constant of minutes). Settled at the first evaluation.
+        target = self.lc_creep * load_g
+        x = self._creep_x_g[i]
+        t = self.t_ms
+        if x is None:
+            x = target
+        else:
+            dt_s = (t - self._creep_t_ms[i]) / 1000.0
+            if dt_s > 0.0:
+                x = target + (x - target) * exp(-dt_s / self.lc_creep_tau_s)
+        self._creep_x_g[i] = x
+        self._creep_t_ms[i] = t
+        return x
+
+    def loadcell_expected_counts(self, i):
+        """Noise-free reading of channel i now (float counts): for tests and reports. Advances the
+        channel's creep node to the model time."""
+        m = self.loadcell_load_g(i)
+        dt_c = self.lc_c - LC_DRIFT_REF_C
+        span = self.lc_counts_per_g * (1.0 + self.lc_span_tc * dt_c)
+        return (self.lc_zero_offset_counts[i] + span * (m + self._creep_g(i, m))
+                + self.lc_drift_counts_per_c * dt_c)
 
     def loadcell_raw(self, i):
         """Latest conversion of channel i: signed 24-bit counts.  Reading the same conversion
@@ -597,3 +713,15 @@ class Bench:
     def true_loss_ppm(self, i):
         """(m0 - m1) / m0 * 1e6 of the cell's own mass (float)."""
         return (self._volatile0_g[i] - self._vol_left_g[i]) / self._m0_g[i] * 1e6
+
+    def method_loss_ppm(self, i, method):
+        """What cell i would lose (ppm of m0) held at the method's conditions from the start with
+        all its volatiles: cell at setpoint_c_x100, pressure at METHOD_P_FRACTION of vacuum_pa
+        (the middle of the controller's pump hysteresis band, 20 % .. 50 % of the limit), for
+        soak_s.  Exact for the model's evaporation law: m(t) = m0 exp(-k t)."""
+        t_c = method["setpoint_c_x100"] / 100.0
+        p = METHOD_P_FRACTION * method["vacuum_pa"]
+        fp = 1.0 - (1.0 - EVAP_AIR_FACTOR) * p / P_ATM_PA
+        k = fp * self._evap_k[i] * exp(t_c * _LN2_PER_10C)
+        v0 = self._volatile0_g[i]
+        return v0 * (1.0 - exp(-k * method["soak_s"])) / self._m0_g[i] * 1e6

@@ -57,6 +57,16 @@ class SimPlan:
         self.blank_run = scn.get("blank_run", True)
         self.blank = None
         self.run_id = None
+        # the calibration steps of sim.runner.run_scenario, in the same order on the same bench:
+        # span, check weight before the blank run (here) and before the test (header())
+        import calstore
+        from sim import runner
+        self.cal_dir = runner.cal_dir_for(scn)
+        runner.calibrate(scn, self.bench, self.board, self.cal_dir)
+        self.cal = calstore.load(self.n_cells, self.board.counts_per_g, self.cal_dir)
+        self.check_result = None
+        if self.blank_run:
+            self.check_result = runner.check(scn, self.bench, self.board, self.cal, self.cal_dir, None)
 
     def new_controller(self, mode, blank_fit, log):
         import app
@@ -65,7 +75,8 @@ class SimPlan:
         board = self.board
         bench.load_cells(0)
         if mode == app.MODE_BLANK:
-            c = app.Controller(board, self.method, mode=app.MODE_BLANK, counts_per_g=board.counts_per_g)
+            c = app.Controller(board, self.method, mode=app.MODE_BLANK,
+                               counts_per_g=self.cal["channels"][0]["counts_per_g"], cal=self.cal)
             c.live_tick = _Tracker(bench, board, [], 0, None)
             return c
         scn = self.scn
@@ -76,16 +87,27 @@ class SimPlan:
             if not f.get("phase"):
                 bench.add_fault(f["kind"], t_start_s + f["at_s"], f.get("duration_s"), f.get("channel"))
         c = app.Controller(board, self.method, mode=app.MODE_TEST, blank=blank_fit, log=log,
-                           counts_per_g=board.counts_per_g)
+                           counts_per_g=self.cal["channels"][0]["counts_per_g"], cal=self.cal)
+        if self.cal.get("pid"):
+            c.pid.set_gains(self.cal["pid"]["kp"], self.cal["pid"]["ki"], self.cal["pid"]["kd"])
         c.live_tick = _Tracker(bench, board, faults, 0, None)
         board.safe_calls = []
         return c
 
     def header(self, run_id, blank_fit):
         import app
+        import calstore
+        from sim import runner
+        chk = runner.check(self.scn, self.bench, self.board, self.cal, self.cal_dir, run_id)
+        self.cal = calstore.load(self.n_cells, self.board.counts_per_g, self.cal_dir)
+        if isinstance(blank_fit, list):
+            blank_fit = [dict(ch, runs_used=ch.get("runs_used", 0) + 1) for ch in blank_fit]
         return {"run_id": run_id, "fw_version": app.FW_VERSION, "board": "sim", "mode": "test",
                 "method": self.method, "cells": ["cell-%d" % (i + 1) for i in range(self.n_cells)],
-                "calibration": {"counts_per_g": self.board.counts_per_g, "span": "nominal", "blank": blank_fit},
+                "calibration": {"counts_per_g": self.cal["channels"][0]["counts_per_g"],
+                                "span": "calib" if self.cal["source"] == "measured" else "nominal",
+                                "blank": blank_fit},
+                "cal": self.cal, "records": runner._records(self.scn, self.board, self.method, self.cal_dir, chk),
                 "scenario_seed": self.scn["seed"]}
 
 

@@ -6,8 +6,10 @@ from ovenctl import __version__
 from ovenctl.errors import UserError  # noqa: F401  (re-exported for the command modules)
 from ovenctl import cmd_demo, cmd_export, cmd_report, cmd_sim, cmd_verify
 from ovenctl import cmd_deploy, cmd_ports, cmd_pull, cmd_status, cmd_vdev
+from ovenctl import cmd_autotune, cmd_calibrate, cmd_prepare
 
-COMMANDS = (cmd_sim, cmd_demo, cmd_verify, cmd_export, cmd_report, cmd_vdev, cmd_ports, cmd_status, cmd_pull, cmd_deploy)
+COMMANDS = (cmd_sim, cmd_demo, cmd_verify, cmd_export, cmd_report, cmd_vdev, cmd_ports, cmd_status, cmd_pull, cmd_deploy,
+            cmd_calibrate, cmd_autotune, cmd_prepare)
 
 
 def build_parser():

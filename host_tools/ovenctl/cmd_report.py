@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import html
 import io
+import json
 import math
 import os
 import sys
@@ -20,7 +21,7 @@ ALL_SOLID_WH_PER_KG = 500   # all-solid-state >= 500 Wh/kg
 VERDICT_COLORS = {"PASS": "#1b7a2e", "FAIL": "#b3261e", "INCONCLUSIVE": "#b26a00", "INVALID": "#6a3d9a",
                   "ABORTED": "#5f6368", None: "#5f6368"}
 PHASE_COLORS = {"PRECHECK": "#dddddd", "TARE": "#c6dbef", "LOAD": "#e5e5e5", "INITIAL_WEIGH": "#9ecae1",
-                "PUMPDOWN": "#d9d2e9", "HEATUP": "#fdd0a2", "SOAK": "#fff2b3", "COOLDOWN": "#c7e9c0",
+                "PREHEAT": "#fee6ce", "PUMPDOWN": "#d9d2e9", "HEATUP": "#fdd0a2", "SOAK": "#fff2b3", "COOLDOWN": "#c7e9c0",
                 "VENT": "#e0e0e0", "FINAL_WEIGH": "#9ecae1", "LEAK_CHECK": "#f2d7e6", "VERDICT": "#eeeeee",
                 "DONE": "#eeeeee", "ABORTED": "#f4b6b6"}
 
@@ -190,9 +191,14 @@ def build(log, path, rated=None, key=None):
         d = verify.dev_cell(dev, c) or {}
         vc = ver["cells"][c]
         rec = {k: (row["recomputed"]) for k, row in vc["fields"].items()}
+        # the uncertainty budget: the device's (verify recomputed it term by term), else verify's
+        bud = d.get("budget") if isinstance(d.get("budget"), dict) else vc.get("budget")
+        no_pass = vc.get("no_pass")
+        if no_pass is None and isinstance(d.get("no_pass"), list):
+            no_pass = d["no_pass"]
         cells.append({"cell": c, "id": vc["id"], "device": d, "recomputed": rec, "masses": masses[c],
                       "match": all(r["match"] for r in vc["fields"].values()) if vc["fields"] else False,
-                      "exact": vc["exact"], "error": vc["error"]})
+                      "exact": vc["exact"], "error": vc["error"], "budget": bud, "no_pass": no_pass or []})
     drift = []
     blank = cal.get("blank")
     for i in range(log.n_cells):
@@ -203,9 +209,116 @@ def build(log, path, rated=None, key=None):
             "method_raw": hdr.get("method"),
             "calibration": cal, "drift": drift, "verify": ver, "device": dev, "cells": cells,
             "energy": energy_rows(log, rated), "problems": list(log.problems), "complete": log.complete,
-            "audit": audit_rows(hdr), "seal": seal_info(log, data, key),
+            "audit": audit_rows(hdr), "records": records_rows(hdr), "seal": seal_info(log, data, key),
             "generated": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z"),
             "overall": _vname(dev.get("verdict")) if dev else None}
+
+
+# ---------------------------------------------------------------- records (header "records" and "cal", firmware/plan.py)
+RECORDS_NOT_RECORDED = "not recorded by this firmware (a log from before the records)"
+
+
+def _when_text(t):
+    if isinstance(t, int) and not isinstance(t, bool) and t > 946684800:     # after 2000-01-01: a date
+        return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    if isinstance(t, int) and not isinstance(t, bool):
+        return "%d s (board clock, no date)" % t
+    return "-"
+
+
+def _txt(v):
+    if v is None or v == "":
+        return "-"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, sort_keys=True)
+    return str(v)
+
+
+def records_rows(hdr):
+    """The ISO/IEC 17025 §7.8 records of the log header as [(label, text)] (None for a log
+    without them): operator, cell serial numbers, date and time with its source, equipment with
+    calibration dates, ambient conditions, the check-weight result, the calibration used and the
+    lab's stated choices."""
+    r = hdr.get("records") if isinstance(hdr, dict) else None
+    cal = hdr.get("cal") if isinstance(hdr, dict) else None
+    if not isinstance(r, dict):
+        return None
+    rows = []
+    src = {"host": "entered on the host (ovenctl prepare)", "config": "from /config.json",
+           "none": "not entered", "buttons": "confirmed on the device"}
+    rows.append(("operator", "%s (%s)" % (_txt(r.get("operator")), src.get(r.get("operator_source"), _txt(r.get("operator_source"))))))
+    cells = r.get("cells") if isinstance(r.get("cells"), list) else []
+    rows.append(("cell serial numbers", "%s (%s)" % (", ".join(str(c) for c in cells) or "-",
+                                                    src.get(r.get("cells_source"), _txt(r.get("cells_source"))))))
+    clk = r.get("clock") if isinstance(r.get("clock"), dict) else {}
+    csrc = {"rtc": "the board's battery-backed clock", "host": "set from the host's clock at START",
+            "sim": "simulated bench time", "none": "no clock: date not known"}
+    rows.append(("date and time of START", "%s (%s%s)" % (
+        _when_text(clk.get("start_s")), csrc.get(clk.get("source"), _txt(clk.get("source"))),
+        ", written %s s before START" % clk["set_age_s"] if isinstance(clk.get("set_age_s"), int) else "")))
+    eq = r.get("equipment") if isinstance(r.get("equipment"), dict) else {}
+    for k in sorted(eq, key=str):
+        rows.append(("equipment: %s" % k, _txt(eq[k])))
+    amb = r.get("ambient")
+    if isinstance(amb, dict) and "temp_c_x100" in amb:
+        parts = ["%.2f °C" % (amb["temp_c_x100"] / 100)]
+        if isinstance(amb.get("rh_permille"), int):
+            parts.append("%.1f %% RH" % (amb["rh_permille"] / 10))
+        if isinstance(amb.get("pressure_pa"), int):
+            parts.append("%.1f hPa" % (amb["pressure_pa"] / 100))
+        rows.append(("ambient conditions", ", ".join(parts)))
+    else:
+        rows.append(("ambient conditions", "no sensor fitted" if amb is None else _txt(amb)))
+    ck = r.get("check_weight")
+    if isinstance(ck, dict):
+        if ck.get("ok") is None:
+            rows.append(("check weight before the run", "not run: %s" % _txt(ck.get("skipped"))))
+        else:
+            res = "; ".join("ch %d %+.1f mg %s" % (x[0] + 1, x[1] / 1000, "ok" if x[2] else "OUT")
+                            for x in ck.get("results") or [] if isinstance(x, list) and len(x) == 3)
+            rows.append(("check weight before the run", "%s: %s (%s ± %s mg)" % (
+                "passed" if ck.get("ok") else "FAILED", res or "-",
+                "%g g" % (ck["mass_ug"] / 1e6) if isinstance(ck.get("mass_ug"), int) else "-",
+                "%g" % (ck["tol_ug"] / 1000) if isinstance(ck.get("tol_ug"), int) else "-")))
+    else:
+        rows.append(("check weight before the run", "not recorded"))
+    if isinstance(cal, dict):
+        rows.append(("calibration used", "%s" % ("measured (calibration store)" if cal.get("source") == "measured"
+                                                 else "DEFAULT: span not measured on every channel")))
+        for i, ch in enumerate(cal.get("channels") or []):
+            if isinstance(ch, dict):
+                rows.append(("span channel %d" % (i + 1), "%s counts/g, u %s ppm, linearity %s, %s, calibrated %s" % (
+                    _txt(ch.get("counts_per_g")), _txt(ch.get("u_span_ppm")),
+                    "%+.1f mg at %g g" % (ch["lin_dev_ug"] / 1000, ch["lin_ref_ug"] / 1e6)
+                    if isinstance(ch.get("lin_ref_ug"), int) and ch["lin_ref_ug"] else "-",
+                    "references %s" % ch["cal_id"] if ch.get("cal_id") else "no reference IDs",
+                    _when_text(ch.get("when")))))
+        c = cal.get("check")
+        if isinstance(c, dict):
+            rows.append(("check-weight repeatability", "u %s ug from %s passed results" % (_txt(c.get("u_rep_ug")),
+                                                                                         _txt(c.get("n")))))
+        tc = cal.get("tc_offset_c_x100")
+        if isinstance(tc, dict):
+            rows.append(("thermocouple offsets", ", ".join("%s %+.2f °C" % (k, v / 100) for k, v in sorted(tc.items())
+                                                           if isinstance(v, int))))
+        pid = cal.get("pid")
+        rows.append(("heater PID", "autotuned: kp %s ki %s kd %s" % (pid.get("kp"), pid.get("ki"), pid.get("kd"))
+                     if isinstance(pid, dict) else "compiled-in defaults"))
+    lab = r.get("lab") if isinstance(r.get("lab"), dict) else {}
+    if lab:
+        rows.append(("lab choice: temperature", "%s °C ± %s °C" % (
+            "%.2f" % (lab["setpoint_c_x100"] / 100) if isinstance(lab.get("setpoint_c_x100"), int) else "-",
+            "%.2f" % (lab["tolerance_c_x100"] / 100) if isinstance(lab.get("tolerance_c_x100"), int) else "-")))
+        rows.append(("lab choice: vacuum level", "≤ %.1f kPa absolute" % (lab["vacuum_pa"] / 1000)
+                     if isinstance(lab.get("vacuum_pa"), int) else "-"))
+        rows.append(("lab choice: when the soak starts", _txt(lab.get("soak_start"))))
+        rows.append(("lab choice: decision rule", "%s acceptance, limit %s %s ppm" % (
+            _txt(lab.get("decision")), "≤" if lab.get("comparator") == "le" else "<", _txt(lab.get("limit_ppm")))))
+        st = lab.get("statements")
+        if isinstance(st, dict):
+            for k in sorted(st, key=str):
+                rows.append(("lab statement: %s" % k, _txt(st[k])))
+    return rows
 
 
 # ---------------------------------------------------------------- audit trail (header "audit", firmware/audit.py)
@@ -561,6 +674,64 @@ def verdict_rows(rep):
     return rows
 
 
+def budget_rows(b):
+    """One cell's uncertainty table: (contribution, source, distribution, u in mg, ppm of m0) rows,
+    then the combined and the expanded uncertainty (docs/UNCERTAINTY.md)."""
+    m0 = b.get("m0_ug") or 0
+    rows = []
+    terms = b.get("terms_ug") if isinstance(b.get("terms_ug"), dict) else {}
+    for k in verify.BUDGET_TERMS:
+        name, src, dist = verify.BUDGET_TERM_TEXT[k]
+        u = terms.get(k)
+        rows.append((name, src, dist, "%.3f" % (u / 1000) if isinstance(u, int) else "-",
+                     "%.1f" % (u * 1e6 / m0) if isinstance(u, int) and m0 else "-"))
+    inp = b.get("inputs") if isinstance(b.get("inputs"), dict) else {}
+    us = inp.get("u_sys_ppm")
+    if isinstance(us, int) and us:
+        rows.append(("lab-stated extra", "method u_sys_ppm", "-", "%.3f" % (us * m0 / 1e9), "%d" % us))
+    uc, Ug, Up = b.get("uc_ug"), b.get("U_ug"), b.get("U_ppm")
+    rows.append(("combined standard uncertainty u_c", "root sum of squares", "",
+                 "%.3f" % (uc / 1000) if isinstance(uc, int) else "-",
+                 "%.1f" % (uc * 1e6 / m0) if isinstance(uc, int) and m0 else "-"))
+    rows.append(("expanded uncertainty U", "k = %s; ppm rounded up" % b.get("k", 2), "",
+                 "%.3f" % (Ug / 1000) if isinstance(Ug, int) else "-", "%s" % Up))
+    return rows
+
+
+def budget_inputs_text(b):
+    inp = b.get("inputs") if isinstance(b.get("inputs"), dict) else {}
+    parts = []
+    rep = inp.get("u_rep_ug")
+    if isinstance(rep, int):
+        parts.append("check-weight repeatability %s" % ("%d µg (n = %s)" % (rep, inp.get("check_n"))
+                                                        if rep >= 0 and (inp.get("check_n") or 0) >= 2
+                                                        else "unknown (no history: 20-count bound, no PASS)"))
+    for k, fmt in (("counts_per_g", "span %s counts/g"), ("dT_lc_c_x100", "load-cell ΔT m1−m0 %s (0.01 °C)"),
+                   ("settle_s", "settling before m0 %s s"), ("creep_ppm", "creep %s ppm"),
+                   ("creep_tau_s", "τ %s s"), ("span_tc_ppm_per_c", "span TC %s ppm/°C"),
+                   ("zero_return_counts", "blank zero return %s counts")):
+        if k in inp:
+            parts.append(fmt % inp[k])
+    if isinstance(inp.get("lin_ref_ug"), int) and inp["lin_ref_ug"] > 0:
+        parts.append("linearity deviation %s µg at %s µg" % (inp.get("lin_dev_ug"), inp["lin_ref_ug"]))
+    elif "lin_ref_ug" in inp:
+        parts.append("one-point calibration (linearity bound 0.1 %)")
+    return "; ".join(parts)
+
+
+def no_pass_text(names):
+    return "; ".join("%s (%s)" % (n, verify.NO_PASS_TEXT.get(n, "?")) for n in names)
+
+
+def heat_cool_text(m):
+    """The method's heat_in / cool_in (docs/APP.md "Heating and cooling"); older logs: both vacuum."""
+    hi, ci = m.get("heat_in", "vacuum"), m.get("cool_in", "vacuum")
+    t = ("heated in air to %s °C of the setpoint (the cell's probe) before the pump-down; the soak counts from "
+         "the vacuum level" % _scaled(m, "preheat_band_c_x100", 100, "%.2f")) if hi == "air" else \
+        "heated under vacuum (the soak counts from SOAK)"
+    return t + ("; cooled vented from the soak's end" if ci == "air" else "; cooled under vacuum")
+
+
 def _flag_text(f):
     if not isinstance(f, int) or not f:
         return "-"
@@ -613,12 +784,36 @@ def render_html(rep, figs):
     P.append(_kv([("fault", _e(_code(dv.get("fault"), "none"))),
                   ("invalid", _e(_code(dv.get("invalid"), "no"))),
                   ("in-spec soak", _e("%s s of %s s required (total soak %s s)" % (
-                      _opt(dv.get("soak_in_spec_s")), _opt(m.get("soak_s")), _opt(dv.get("soak_total_s")))))]))
+                      _opt(dv.get("soak_in_spec_s")), _opt(m.get("soak_s")), _opt(dv.get("soak_total_s"))))),
+                  ("heating / cooling", _e(heat_cool_text(m)))]))
     if rep["device"] is None:
         P.append('<p class="bad">The log has no VERDICT record: loss, U and leak answers above are recomputed from '
                  'the raw records by verify (marked *), not the device\'s.</p>')
     P.append("<p class=small>m0 and m1 are (weighing mean − tare mean) / counts_per_g (%s scale), without the drift "
              "correction that the loss uses.</p>" % _e(rep["calibration"].get("span")))
+
+    # uncertainty budget (docs/UNCERTAINTY.md)
+    P.append("<h2>Uncertainty budget</h2>")
+    P.append("<p>Model: loss = (m0 − m1) / m0 = (a − b) / (a − z) with a, b, z the drift-corrected m0, m1 and tare "
+             "readings; the span cancels. Each contribution is a standard uncertainty in mg; combined as the root sum "
+             "of squares, expanded with k = 2 and stated in ppm of the cell's m0 (rounded up). Decision rule: %s.</p>"
+             % _e(rule_text(m)))
+    for c in rep["cells"]:
+        b = c.get("budget")
+        P.append("<h3>cell %d (%s)</h3>" % (c["cell"] + 1, _e(c["id"])))
+        if not b:
+            P.append("<p class=small>No budget in this log (firmware before the uncertainty budget: U from the "
+                     "weighing statistics and the method's u_sys_ppm %s ppm).</p>" % _e(m.get("u_sys_ppm")))
+        else:
+            P.append("<table><tr><th>contribution</th><th>source</th><th>distribution</th><th>u (mg)</th>"
+                     "<th>ppm of m0</th></tr>")
+            for r in budget_rows(b):
+                P.append("<tr><td>%s</td><td>%s</td><td>%s</td><td class=num>%s</td><td class=num>%s</td></tr>"
+                         % tuple(_e(x) for x in r))
+            P.append("</table>")
+            P.append("<p class=small>Inputs: %s.</p>" % _e(budget_inputs_text(b)))
+        if c["no_pass"]:
+            P.append('<p class="warn">This cell cannot PASS: %s.</p>' % _e(no_pass_text(c["no_pass"])))
 
     # verify
     P.append("<h2>Verification</h2>")
@@ -673,7 +868,10 @@ def render_html(rep, figs):
                   ("SHA-256", "<code>%s</code>" % _e(rep["sha256"]))]
                  + [(k, _e(v)) for k, v in sorted(h.items())
                     if k not in ("run_id", "fw_version", "board", "mode", "cells", "method", "calibration", "log",
-                                  "audit")]))
+                                  "audit", "records", "cal")]))
+    P.append("<h2>Records (ISO/IEC 17025 §7.8)</h2>")
+    rr = rep.get("records")
+    P.append(_kv([(k, _e(v)) for k, v in rr]) if rr else "<p class=small>%s</p>" % _e(RECORDS_NOT_RECORDED))
     P.append("<h2>Method</h2>")
     mr = rep["method_raw"]
     P.append(_kv([(k, _e(v)) for k, v in sorted(mr.items(), key=lambda kv: str(kv[0]))]) if isinstance(mr, dict)
@@ -733,15 +931,27 @@ def summary_lines(rep):
              _pct(m["limit_ppm"]) if m.get("limit_ppm") else "-", m.get("decision"), m.get("u_sys_ppm"),
              m.get("soak_s"), _scaled(m, "setpoint_c_x100", 100, "%.2f"), _scaled(m, "tol_c_x100", 100, "%.2f"),
              _scaled(m, "vacuum_pa", 1000, "%.1f")),
+         heat_cool_text(m),
          "calibration: %s counts/g (%s); drift: %s" % (rep["calibration"].get("counts_per_g"), rep["calibration"].get("span"),
                                                         ", ".join("ch%d k %.3f counts/°C" % (d["channel"], d["k"]["k_counts_per_c"])
                                                                   if d["k"] else "ch%d none" % d["channel"] for d in rep["drift"])),
+         ] + ["records: " + RECORDS_NOT_RECORDED] * (not rep.get("records")) + [
+             "%s: %s" % (k, v) for k, v in (rep.get("records") or [])] + [
          "", "OVERALL VERDICT: %s" % (rep["overall"] or "no verdict record"),
          "decision rule: " + rule_text(m), ""]
     for r in verdict_rows(rep):
         L.append("cell %s: %s   loss %s   U %s   limit %s   leak %s   early fail %s   flags %s   m0 %s   m1 %s"
                  % (r["cell"], r["verdict"], r["loss"], r["U"], r["limit"], r["leak"], r["early"], r["flags"],
                     r["m0"], r["m1"]))
+    for c in rep["cells"]:
+        b = c.get("budget")
+        if b:
+            L.append("cell %d uncertainty budget (m0 %.4f g):" % (c["cell"] + 1, (b.get("m0_ug") or 0) / 1e6))
+            for r in budget_rows(b):
+                L.append("    %-34s %-52s %-12s %9s mg %8s ppm" % r)
+            L.append("    inputs: " + budget_inputs_text(b))
+        if c["no_pass"]:
+            L.append("cell %d cannot PASS: %s" % (c["cell"] + 1, no_pass_text(c["no_pass"])))
     dv = rep["device"] or {}
     L.append("fault %s   invalid %s   in-spec soak %s s (total %s s)" % (
         _code(dv.get("fault"), "none"),

@@ -11,7 +11,8 @@ from ovenctl.scenario import ScenarioError, load_scenario
 
 SIM_MAIN = os.path.join(vmrun.VM_SCRIPTS, "sim_main.py")
 PHASE_LABEL = {"PRECHECK": "checking sensors", "TARE": "taring empty pans", "LOAD": "waiting for cells",
-               "INITIAL_WEIGH": "weighing m0", "PUMPDOWN": "pumping down / leak check",
+               "INITIAL_WEIGH": "weighing m0",
+               "PREHEAT": "heating in air", "PUMPDOWN": "pumping down / leak check",
                "HEATUP": "heating", "SOAK": "soak", "COOLDOWN": "cooling", "VENT": "venting",
                "FINAL_WEIGH": "weighing m1", "LEAK_CHECK": "leak question", "VERDICT": "verdict",
                "DONE": "done", "ABORTED": "ABORTED"}

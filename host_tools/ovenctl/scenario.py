@@ -2,7 +2,7 @@
 
 `load_scenario(path)` reads a JSON file and returns `normalize(obj)`: a new dict with every key
 present (defaults filled in at every nesting level).  Any problem raises `ScenarioError` whose
-message names the key path, e.g. ``cells[0].mass_g: 900.0 is out of range 0.1..500``.
+message names the key path, e.g. ``cells[0].mass_g: 9000.0 is out of range 0.1..2000``.
 The schema, units and ranges are documented in docs/SCENARIO.md.
 """
 import copy
@@ -11,12 +11,13 @@ import math
 
 METHODS = ("gb-2026", "tcsae-434-2025")
 FAULT_KINDS = ("thermocouple_open", "thermocouple_short", "heater_stuck_on", "heater_dead",
-               "vacuum_leak", "loadcell_disconnect", "loadcell_glitches")
+               "vacuum_leak", "loadcell_disconnect", "loadcell_glitches", "probe_open")
 LOADCELL_FAULT_KINDS = ("loadcell_disconnect", "loadcell_glitches")
 MAX_CELLS = 4
 MAX_FAULTS = 64
 SEED_MAX = 2 ** 32 - 1
 DENSITY_RANGE_G_CM3 = (0.5, 10.0)   # mass_g / volume_cm3 of a cell
+PAN_MASS_G = 20.0                   # the sim's weighing pan (boards/sim/model.py), always on the load cell
 
 
 class ScenarioError(ValueError):
@@ -107,7 +108,7 @@ def _fault_kind(path, v):
     return v
 
 
-PHASES = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK", "COOLDOWN", "VENT",
+PHASES = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PREHEAT", "PUMPDOWN", "HEATUP", "SOAK", "COOLDOWN", "VENT",
           "FINAL_WEIGH", "LEAK_CHECK")
 
 
@@ -124,9 +125,9 @@ _REQUIRED = object()
 # key -> (validator, default); a default of _REQUIRED makes the key mandatory.  Defaults go through
 # their validator too, so a nested default such as {} comes out complete.
 CELL_FIELDS = {
-    "mass_g": (_number(0.1, 500.0), 45.0),
-    "volume_cm3": (_number(0.01, 500.0), 16.5),
-    "volatile_g": (_number(0.0, 500.0), 0.10),
+    "mass_g": (_number(0.1, 2000.0), 45.0),
+    "volume_cm3": (_number(0.01, 2000.0), 16.5),
+    "volatile_g": (_number(0.0, 2000.0), 0.10),
     "evap_tau_min": (_number(0.1, 1e6), 40.0),
     "leak_visible": (_boolean, False),
 }
@@ -134,6 +135,9 @@ LOAD_CELL_FIELDS = {
     "capacity_g": (_number(1.0, 10000.0), 200.0),
     "noise_counts_rms": (_number(0.0, 100000.0), 30.0),
     "zero_drift_counts_per_c": (_number(-10000.0, 10000.0), 20.0),
+    "creep_ppm": (_number(0.0, 5000.0), 245.0),
+    "creep_tau_s": (_number(1.0, 100000.0), 300.0),
+    "span_tc_ppm_per_c": (_number(-1000.0, 1000.0), 12.0),
 }
 OVEN_FIELDS = {
     "heater_w": (_number(1.0, 10000.0), 400.0),
@@ -142,6 +146,11 @@ OVEN_FIELDS = {
 }
 VACUUM_FIELDS = {
     "leak_kpa_per_min": (_number(0.0, 100.0), 0.05),
+}
+# the reference probe's dummy cell; null (the default) means "like cells[0]"
+PROBE_CELL_FIELDS = {
+    "mass_g": (_number(0.1, 2000.0), _REQUIRED),
+    "volume_cm3": (_number(0.01, 2000.0), _REQUIRED),
 }
 FAULT_FIELDS = {
     "kind": (_fault_kind, _REQUIRED),
@@ -186,6 +195,25 @@ def _join(path, key):
     return key if not path else path + "." + key
 
 
+# ---- calibration on the simulated bench (H4: boards/sim/runner.py, firmware/calstore.py) --------
+# The simulated technician calibrates the span of each channel with reference masses (once per
+# run: every simulated run starts with an empty calibration store) and runs the check-weight test
+# before the blank run and before the test. *_actual_g: what really goes on the pan instead of the
+# stated mass (a wrong reference or check weight: the calibration is refused / the run does not start).
+_MASS_G = _number(0.001, 5000.0)
+CALIBRATION_FIELDS = {
+    "span": (_boolean, True),                                   # span calibration before the runs
+    "ref_g": (_nullable(_array(_MASS_G, 1, 2)), None),          # stated masses; null: capacity/2, /4
+    "ref_actual_g": (_nullable(_array(_MASS_G, 1, 2)), None),   # on the pan; null: as stated
+    "check": (_boolean, True),                                  # check-weight test before each run
+    "check_weight_g": (_nullable(_MASS_G), None),               # null: capacity/4
+    "check_actual_g": (_nullable(_MASS_G), None),               # on the pan; null: as stated
+    "check_tol_mg": (_nullable(_number(0.001, 100000.0)), None),  # null: max(20 mg, 5 u of a check weighing)
+    # the lab's earlier check weighings on this bench (previous days), run at the start of the simulated
+    # run at ambient: the repeatability history the budget needs (fewer than 2: no PASS, NO_CHECK)
+    "check_history": (_integer(0, 50), 5),
+}
+# -------------------------------------------------------------------------------------------------
 _TEMP = _number(0.0, 45.0)
 TOP_FIELDS = {
     "seed": (_integer(0, SEED_MAX), _REQUIRED),
@@ -198,7 +226,10 @@ TOP_FIELDS = {
     "oven": (_object(OVEN_FIELDS), {}),
     "vacuum": (_object(VACUUM_FIELDS), {}),
     "blank_run": (_boolean, True),
+    "probe": (_boolean, True),
+    "probe_cell": (_nullable(_object(PROBE_CELL_FIELDS)), None),
     "faults": (_array(_object(FAULT_FIELDS), 0, MAX_FAULTS), []),
+    "calibration": (_object(CALIBRATION_FIELDS), {}),   # H4: reference masses and check weight
 }
 
 
@@ -217,6 +248,23 @@ def normalize(obj):
         if not (lo <= density <= hi):
             raise ScenarioError("cells[%d].volume_cm3: %s cm3 for %s g is a density of %.3g g/cm3, "
                                 "outside %s..%s" % (i, _fmt(c["volume_cm3"]), _fmt(c["mass_g"]),
+                                                    density, _fmt(lo), _fmt(hi)))
+    cap = out["load_cell"]["capacity_g"]
+    for i, c in enumerate(out["cells"]):
+        # the cell and the pan within the load cell's rated capacity (the HX711's 24-bit range
+        # spans about twice that, so nothing rails below it)
+        if c["mass_g"] + PAN_MASS_G > cap:
+            raise ScenarioError("cells[%d].mass_g: %s g with the %s g pan exceeds load_cell.capacity_g %s g"
+                                % (i, _fmt(c["mass_g"]), _fmt(PAN_MASS_G), _fmt(cap)))
+    pc = out["probe_cell"]
+    if pc is None:
+        # the dummy cell defaults to the first cell's size: it then lags as that cell does
+        out["probe_cell"] = {"mass_g": out["cells"][0]["mass_g"], "volume_cm3": out["cells"][0]["volume_cm3"]}
+    else:
+        density = pc["mass_g"] / pc["volume_cm3"]
+        if not (lo <= density <= hi):
+            raise ScenarioError("probe_cell.volume_cm3: %s cm3 for %s g is a density of %.3g g/cm3, "
+                                "outside %s..%s" % (_fmt(pc["volume_cm3"]), _fmt(pc["mass_g"]),
                                                     density, _fmt(lo), _fmt(hi)))
     n = len(out["cells"])
     for i, f in enumerate(out["faults"]):

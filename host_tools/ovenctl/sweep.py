@@ -19,7 +19,7 @@ from sim import runner  # noqa: E402
 
 FAULT_KINDS = ("thermocouple_open", "thermocouple_short", "heater_stuck_on", "heater_dead", "vacuum_leak",
                "loadcell_disconnect", "loadcell_glitches")
-PHASES = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK", "COOLDOWN", "VENT",
+PHASES = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PREHEAT", "PUMPDOWN", "HEATUP", "SOAK", "COOLDOWN", "VENT",
           "FINAL_WEIGH", "LEAK_CHECK")
 # How long each injected fault lasts (None: until the end). Heater faults are permanent: a dead
 # heater matters only once heat is needed, a stuck SSR only while the contactor is closed.
@@ -29,14 +29,17 @@ FAULT_DURATION_S = {"thermocouple_open": 30, "thermocouple_short": 30, "heater_s
 _ATMOSPHERIC = ("PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "VENT", "FINAL_WEIGH", "LEAK_CHECK")
 
 
-def observable(kind, phase):
+def observable(kind, phase, method=None):
     """Whether a fault of this kind injected in this phase has any physical effect the controller
     could see. Not observable: a dead heater after the soak (no heat is needed any more), and a
-    temporary vacuum leak while the chamber is vented (it is at atmospheric pressure anyway)."""
+    temporary vacuum leak while the chamber is at atmospheric pressure anyway: vented, or in PREHEAT
+    (heat_in "air": closed, not pumped) and in COOLDOWN under cool_in "air" (vented). `method`: the
+    scenario's method (a dict or preset name); None = the methods' defaults (heat and cool in air)."""
     if kind == "heater_dead":
         return phase not in ("COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK")
     if kind == "vacuum_leak":
-        return phase not in _ATMOSPHERIC
+        cool_air = not (isinstance(method, dict) and method.get("cool_in", "air") != "air")
+        return phase not in _ATMOSPHERIC and phase != "PREHEAT" and not (phase == "COOLDOWN" and cool_air)
     return True
 
 
@@ -100,7 +103,8 @@ def accuracy_sweep(blank_cache=None, seeds=(11, 12), verify=True):
         rows.append({"seed": s["seed"], "mass_g": s["cells"][0]["mass_g"], "volatile_g": s["cells"][0]["volatile_g"],
                      "ambient_end_c": s["ambient_end_c"], "drift": s["load_cell"]["zero_drift_counts_per_c"],
                      "verdict": res["verdict"], "cell_verdict": c["verdict"], "loss_ppm": c["loss_ppm"],
-                     "u_ppm": c["u_ppm"], "true_loss_ppm": c["true_loss_ppm"],
+                     "u_ppm": c["u_ppm"], "true_loss_ppm": c["true_loss_ppm"], "no_pass": c.get("no_pass", []),
+                     "method_loss_ppm": c.get("method_loss_ppm"),
                      "err_ppm": None if c["loss_ppm"] is None else c["loss_ppm"] - c["true_loss_ppm"],
                      "verify_exit": vexit})
     errs = [r["err_ppm"] for r in rows if r["err_ppm"] is not None]
@@ -132,3 +136,86 @@ def detected(kind, res, vacuum_pa=10000):
         if any(e[1] == runner.C.E_EXCURSION_START and e[3] > vacuum_pa for e in res["events"]):
             return True
     return bool(seen & codes)
+
+
+# ---------------------------------------------------------------- the decision sweep (issue 10)
+# Cells near each method's limit, judged against what the method itself would give: the loss the
+# cell would have held at the method's conditions for the method's time (Bench.method_loss_ppm).
+# wrong_pass: a PASS where that loss is beyond the limit; wrong_fail: a FAIL where it is below the
+# limit minus the device's own U. Runs hold 4 cells of one mass class on one load cell; the
+# variants (reference probe fitted or not, blank run or not) rotate over the runs.
+DECISION_METHODS = ("gb-2026", "tcsae-434-2025")
+# (cell mass g, load-cell capacity g, noise counts rms): coin cells to vehicle pouch cells
+DECISION_MASSES = ((2.0, 100.0, 30.0), (5.0, 100.0, 30.0), (20.0, 200.0, 30.0), (45.0, 200.0, 30.0),
+                   (120.0, 500.0, 30.0), (250.0, 1000.0, 60.0), (400.0, 1000.0, 40.0), (1000.0, 2000.0, 40.0),
+                   (2000.0, 5000.0, 40.0))
+DECISION_TARGETS = (0.90, 0.96, 0.99, 1.01, 1.04, 1.10)      # method loss / limit
+DECISION_TAUS_MIN = (20.0, 1000.0)                         # fast and slow volatiles
+DECISION_VARIANTS = ((True, True), (False, True), (True, False), (False, False))   # (probe, blank_run)
+
+
+def _cell_density_g_cm3(mass_g):
+    return 2.4 if mass_g < 100 else 2.2
+
+
+def decision_scenarios(methods_=DECISION_METHODS, masses=DECISION_MASSES, seed0=500):
+    """One scenario per run, each with its cells' intended method loss (ppm) for the report."""
+    import methods as M
+    from sim.model import Bench
+    out = []
+    k = 0
+    cells_all = [(t, tau) for tau in DECISION_TAUS_MIN for t in DECISION_TARGETS]
+    for meth in methods_:
+        m = M.validate(meth)
+        for mass, cap, noise in masses:
+            for j in range(0, len(cells_all), 4):
+                probe, blank = DECISION_VARIANTS[k % len(DECISION_VARIANTS)]
+                k += 1
+                cells = []
+                for target, tau in cells_all[j:j + 4]:
+                    c = {"mass_g": mass, "volume_cm3": round(mass / _cell_density_g_cm3(mass), 3),
+                         "volatile_g": 1.0, "evap_tau_min": tau}
+                    # the method loss is proportional to the volatile content (first-order release)
+                    per_g = Bench(normalize({"seed": 1, "cells": [c], "load_cell": {"capacity_g": cap}})
+                                  ).method_loss_ppm(0, m)
+                    c["volatile_g"] = round(target * m["limit_ppm"] / per_g, 6)
+                    cells.append(c)
+                out.append({"seed": seed0 + k, "method": meth, "probe": probe, "blank_run": blank,
+                            "description": "decision sweep %s %.0f g" % (meth, mass),
+                            "load_cell": {"capacity_g": cap, "noise_counts_rms": noise},
+                            "cells": cells})
+    return out
+
+
+def decision_sweep(scenarios=None, verify=True):
+    """Run the decision sweep; returns (rows, summary). Each run's log also goes through
+    `ovenctl verify` (verify_disagreements counts the logs it did not accept)."""
+    from ovenctl.logfile import read_log
+    from ovenctl.verify import verify_log
+    import methods as M
+    rows = []
+    vdis = 0
+    for s in scenarios if scenarios is not None else decision_scenarios():
+        m = M.validate(s["method"])
+        res, log = run(s, None, want_log=verify)
+        if verify and verify_log(read_log(log))["exit_code"] != 0:
+            vdis += 1
+        for i, c in enumerate(res["cells"]):
+            ml = c["method_loss_ppm"]
+            lim = m["limit_ppm"]
+            beyond = ml > lim if m["comparator"] == "le" else ml >= lim
+            u = c.get("u_ppm") or 0
+            rows.append({"seed": s["seed"], "method": m["name"], "mass_g": s["cells"][i]["mass_g"],
+                         "tau_min": s["cells"][i]["evap_tau_min"], "probe": s["probe"], "blank_run": s["blank_run"],
+                         "verdict": c["verdict"], "loss_ppm": c.get("loss_ppm"), "u_ppm": u,
+                         "method_loss_ppm": round(ml, 1), "true_loss_ppm": round(c["true_loss_ppm"], 1),
+                         "wrong_pass": c["verdict"] == "PASS" and beyond,
+                         "wrong_fail": c["verdict"] == "FAIL" and ml < lim - u,
+                         "no_pass": c.get("no_pass", [])})
+    n = len(rows)
+    summary = {"decision_cells": n,
+               "wrong_pass": sum(1 for r in rows if r["wrong_pass"]),
+               "wrong_fail": sum(1 for r in rows if r["wrong_fail"]),
+               "inconclusive_share": round(sum(1 for r in rows if r["verdict"] == "INCONCLUSIVE") / n, 3) if n else None,
+               "decision_verify_disagreements": vdis}
+    return rows, summary

@@ -9,15 +9,26 @@ math.isqrt) and follows the definitions, not the device's integer implementation
   drift          with a blank-run fit for the channel (header calibration.blank[i]):
                  mean -= k (T - T_ref), var += var_k (T - T_ref)^2, T = the WEIGH's lc_temp_c_x100
   loss           L = (a - b)/(a - z)   a: m0, b: m1, z: tare (all drift-corrected)
-  uncertainty    u^2(L) = [(b - z)^2 u^2(a) + (a - z)^2 u^2(b) + (a - b)^2 u^2(z)] / (a - z)^4
+  uncertainty    the GUM budget of docs/UNCERTAINTY.md (budget()): every term recomputed from the log
+                 (header "cal" or, without one, the record's calibration inputs; WEIGH records' load-cell
+                 temperatures; the SETTLE event; the blank fit's var(k) and zero return; the method) and
+                 compared term by term with the record's "budget"; U = ceil(2 u_c) ppm.
+                 Logs of the firmware before the budget (no "no_pass" in the VERDICT cells):
+                 u^2(L) = [(b - z)^2 u^2(a) + (a - z)^2 u^2(b) + (a - b)^2 u^2(z)] / (a - z)^4
                  u^2 [ppm^2] = 1e12 u^2(L) + u_sys_ppm^2;  U = smallest integer >= 2 sqrt(u^2)
+  no PASS        (budget logs) a cell with a no-PASS reason is at most INCONCLUSIVE: the record's
+                 "no_pass" equals the NO_PASS events for the cell; no blank fit / failed / used by
+                 blank_max_runs runs / zero return beyond the bound, no check-weight history and a cut
+                 soak are derived from the log and must have their event; a PASS without a valid blank
+                 fit, or with any NO_PASS event, is inconsistent (any log)
   decision       guarded: PASS if L + U within the limit, FAIL if L - U beyond it, else INCONCLUSIVE;
                  simple: PASS if L within the limit, else FAIL ("le": <=, "lt": <, exact L);
                  leak "yes" -> FAIL; a significant gain (L < -U) is never PASS (-> INCONCLUSIVE)
   rounding       loss_ppm, loss_pct_x100 half to even; u_pct_x100 = ceil(U / 100)
-  run level      fault -> every cell and the run ABORTED; invalid -> INVALID; an early fail (of any
-                 cell) with method early_fail "stop" ends the soak for every cell, so every cell that
-                 is not FAIL -> INCONCLUSIVE (no PASS without the full soak); overall = most severe
+  run level      fault -> every cell and the run ABORTED; invalid -> INVALID; budget logs: with
+                 early_fail "stop" the soak ends early only once every cell failed early (SOAK_CUT);
+                 older logs: an early fail of any cell with "stop" ended the soak for every cell, so
+                 every cell that is not FAIL -> INCONCLUSIVE; overall = most severe
                  (ABORTED > INVALID > FAIL > INCONCLUSIVE > PASS)
 
 Consistency checks (besides the field-by-field comparison with the VERDICT record):
@@ -83,7 +94,7 @@ from ovenctl.logfile import LogError, read_log  # noqa: F401  (LogError re-expor
 # ---------------------------------------------------------------- facts of the record format
 # (copied from the firmware's published constants; values are part of the log format)
 PHASE_NAMES = ("IDLE", "PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK",
-               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED")
+               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED", "PREHEAT")
 PH_TARE, PH_INITIAL_WEIGH, PH_SOAK, PH_COOLDOWN = 2, 4, 7, 8
 PH_FINAL_WEIGH, PH_DONE, PH_ABORTED = 10, 13, 14
 WEIGH_PHASE = {1: PH_TARE, 2: PH_INITIAL_WEIGH, 3: PH_FINAL_WEIGH}
@@ -100,11 +111,24 @@ F_INTERRUPTED = 29
 E_PHASE, E_EXC_START, E_EXC_END, E_LEAK, E_EARLY_FAIL = 100, 101, 102, 103, 104
 E_LC_FAULT, E_WEIGH_RETRY, E_LC_GLITCH, E_INVALID, E_SOAK_DONE = 105, 106, 107, 108, 109
 E_VAC_EXCURSION, E_RESUMED, E_INTERRUPTED = 110, 111, 112
+E_NO_PASS, E_LC_TEMP_WAIT, E_SETTLE = 114, 116, 117
+NP_LC_TEMP = 6
 EVENT_NAMES = {E_PHASE: "PHASE", E_EXC_START: "EXCURSION_START", E_EXC_END: "EXCURSION_END",
                E_LEAK: "LEAK_ANSWER", E_EARLY_FAIL: "EARLY_FAIL", E_LC_FAULT: "LC_FAULT",
                E_WEIGH_RETRY: "WEIGH_RETRY", E_LC_GLITCH: "LC_GLITCH", E_INVALID: "INVALID",
                E_SOAK_DONE: "SOAK_DONE", E_VAC_EXCURSION: "VAC_EXCURSION", E_RESUMED: "RESUMED",
-               E_INTERRUPTED: "INTERRUPTED"}
+               E_INTERRUPTED: "INTERRUPTED", E_NO_PASS: "NO_PASS", E_LC_TEMP_WAIT: "LC_TEMP_WAIT",
+               E_SETTLE: "SETTLE"}
+# reasons a cell cannot PASS (E_NO_PASS a; the VERDICT record's "no_pass" names)
+NO_PASS_NAMES = ("", "CHAMBER_TIMED", "NO_BLANK", "BLANK_FAILED", "BLANK_OLD", "ZERO_RETURN", "LC_TEMP",
+                 "SOAK_CUT", "NO_CHECK")
+# the reasons this verifier derives from the log itself (the others it takes from the events)
+NO_PASS_TEXT = {"CHAMBER_TIMED": "soak timed on the chamber thermocouple", "NO_BLANK": "no blank-run drift fit",
+                "BLANK_FAILED": "the blank run failed", "BLANK_OLD": "the blank fit is older than blank_max_runs runs",
+                "ZERO_RETURN": "the blank run's zero return is beyond the method's bound (or unknown)",
+                "LC_TEMP": "m1 weighed outside the load-cell temperature band", "SOAK_CUT": "the soak was cut short",
+                "NO_CHECK": "no check-weight history (repeatability unknown)"}
+DERIVED_NO_PASS = ("NO_BLANK", "BLANK_FAILED", "BLANK_OLD", "ZERO_RETURN", "SOAK_CUT", "NO_CHECK")
 # power-cut recovery (firmware/recovery.py): the INTERRUPTED event's b, and the method's defaults
 REASON_NAMES = ("RESUME", "NO_CLOCK", "NOT_SOAK", "OUTAGE", "OUT_OF_SPEC", "ENDED", "NO_PLAN",
                 "MAX_RESUMES", "DAMAGED", "NOT_LATEST")
@@ -120,11 +144,25 @@ REASON_TEXT = {1: "no trustworthy clock (no RTC or no rtc_start_s): the outage c
                9: "an older unfinished run (only the newest one may resume)"}
 DEFAULT_GRACE_S, DEFAULT_RESUME_MAX = 120, 3
 # informational events: nothing else in the log refers to them, only the sequence numbers protect them
-INFO_EVENTS = (E_LC_FAULT, E_WEIGH_RETRY, E_LC_GLITCH, E_VAC_EXCURSION)
+E_PROBE_TEMP = 113             # the reference probe's reading (a c_x100 or -32768, b status)
+EVENT_NAMES[E_PROBE_TEMP] = "PROBE_TEMP"
+E_NO_PASS = 114                # a reason a cell cannot PASS: a = NP_* reason, b = cell (-1 every cell)
+NP_CHAMBER_TIMED = 1
+EVENT_NAMES[E_NO_PASS] = "NO_PASS"
+INFO_EVENTS = (E_LC_FAULT, E_WEIGH_RETRY, E_LC_GLITCH, E_VAC_EXCURSION, E_PROBE_TEMP)
 SF_IN_SPEC = 1
 SF_TC_BAD = 16
+SF_PROBE_OUT = 256             # the reference probe fitted and out of tolerance (or unread) that second
+SF_CHAMBER_TIMED = 512         # no reference probe: the soak was timed on the chamber
+# heat_in / cool_in (docs/APP.md "Heating and cooling"): PREHEAT heats in air before the pump-down, its
+# end is the PREHEAT_DONE event (a = probe (chamber without one) c_x100, b = chamber c_x100)
+PH_PUMPDOWN, PH_HEATUP, PH_PREHEAT = 5, 6, 15
+E_PREHEAT_DONE = 118
+EVENT_NAMES[E_PREHEAT_DONE] = "PREHEAT_DONE"
+SF_PUMP, SF_VENT = 4, 8
+PREHEAT_HOLD_S = 60            # app._PREHEAT_HOLD_MS: chamber and probe in their bands this long
 SF_NAMES = ((1, "IN_SPEC"), (2, "HEATER"), (4, "PUMP"), (8, "VENT"), (16, "TC_BAD"), (32, "P_BAD"),
-            (64, "FAULT"), (128, "EXCURSION"))
+            (64, "FAULT"), (128, "EXCURSION"), (256, "PROBE_OUT"), (512, "CHAMBER_TIMED"))
 
 SEVERITY = {"PASS": 1, "INCONCLUSIVE": 2, "FAIL": 3, "INVALID": 4, "ABORTED": 5}
 CELL_FIELDS = ("verdict", "loss_ppm", "loss_pct_x100", "u_ppm", "u_pct_x100", "flags", "limit_ppm",
@@ -207,9 +245,10 @@ def _within(x, limit, comparator):
     return x <= limit if comparator == "le" else x < limit
 
 
-def evaluate(z, a, b, method, leak):
+def evaluate(z, a, b, method, leak, u_ppm=None):
     """One cell's result from corrected readings (mean, var). Returns (fields, exact) where fields
-    mirrors the device's cell record and exact holds unrounded values."""
+    mirrors the device's cell record and exact holds unrounded values. u_ppm: U from the full budget
+    (budget()); None = the old formula (window statistics, drift variance, method u_sys_ppm)."""
     zm, zv = F(z[0]), F(z[1])
     am, av = F(a[0]), F(a[1])
     bm, bv = F(b[0]), F(b[1])
@@ -223,6 +262,9 @@ def evaluate(z, a, b, method, leak):
     loss = 10 ** 6 * nl / d                                   # ppm, exact
     u2 = 10 ** 12 * ((bm - zm) ** 2 * av + d ** 2 * bv + nl ** 2 * zv) / d ** 4 + method["u_sys_ppm"] ** 2
     u = ceil_sqrt(4 * u2)
+    if u_ppm is not None:
+        u = u_ppm
+        u2 = F(u_ppm, 2) ** 2
     lim, cmp_ = method["limit_ppm"], method["comparator"]
     flags = 0
     if nl < 0:
@@ -250,6 +292,135 @@ def evaluate(z, a, b, method, leak):
     return fields, exact
 
 
+# ---------------------------------------------------------------- the uncertainty budget (docs/UNCERTAINTY.md)
+BUDGET_TERMS = ("stat", "drift", "rep", "res", "span_tc", "creep", "zero_return", "cal")
+BUDGET_TERM_TEXT = {
+    "stat": ("weighing statistics", "tare, m0, m1 windows: variance of the mean", "normal"),
+    "drift": ("drift correction", "blank-run fit: var(k) x the weighings' temperatures", "normal"),
+    "rep": ("repeatability", "check-weight history (or 20-count bound), x sqrt 2", "normal"),
+    "res": ("resolution", "1 count per reading, m0 and m1", "rectangular"),
+    "span_tc": ("span temperature coefficient", "datasheet ppm/degC x load-cell dT m1-m0", "rectangular"),
+    "creep": ("creep still to come at m0", "creep_ppm x m0 x exp(-settle/tau) bound", "rectangular"),
+    "zero_return": ("zero return", "blank run: corrected zero, end minus start", "rectangular"),
+    "cal": ("calibration (linearity)", "2-point deviation (or 0.1 %) over the loss interval", "rectangular"),
+}
+REP_BOUND_COUNTS = 20
+LIN_BOUND = F(1, 1000)
+BUDGET_INPUTS = ("counts_per_g", "u_span_ppm", "lin_dev_ug", "lin_ref_ug", "span_tc_ppm_per_c", "creep_ppm",
+                 "creep_tau_s", "u_rep_ug", "check_n", "dT_lc_c_x100", "settle_s", "zero_return_counts",
+                 "u_sys_ppm", "limit_ppm")
+
+
+def rep_known(inp):
+    return inp["u_rep_ug"] >= 0 and inp["check_n"] >= 2
+
+
+def budget(z, a, b, tz, ta, tb, var_k, inp, exact_out=None):
+    """The budget by its definitions, exact: z, a, b = (mean, var of the mean) of the drift-corrected
+    readings (window variance only), tz/ta/tb the weighings' load-cell temperatures, var_k the blank
+    fit's Fraction or None. Same layout as the device's VERDICT "budget"."""
+    (zm, vz), (am, va), (bm, vb) = z, a, b
+    d, nl, bz = am - zm, am - bm, bm - zm
+    if d <= 0:
+        raise CannotRecompute("m0 reading is not above the tare reading")
+    cpg = inp["counts_per_g"]
+    stat2 = (bz ** 2 * va + d ** 2 * vb + nl ** 2 * vz) / d ** 4
+    # one k corrects all three readings: the errors are correlated (T_ref cancels)
+    drift2 = F(0) if var_k is None else var_k * ((bz * ta - d * tb + nl * tz) / d ** 2) ** 2
+    m0_ug = round(d * 10 ** 6 / cpg)
+    if m0_ug <= 0:
+        raise CannotRecompute("m0 is below 1 ug")
+    loss_ug = round(nl * 10 ** 6 / cpg)
+    t = {"stat": ceil_sqrt(stat2 * m0_ug ** 2), "drift": ceil_sqrt(drift2 * m0_ug ** 2)}
+    u_rep = F(inp["u_rep_ug"]) if rep_known(inp) else F(-(-REP_BOUND_COUNTS * 10 ** 6 // cpg))
+    t["rep"] = ceil_sqrt(2 * u_rep ** 2)
+    q = F(10 ** 6, cpg)
+    t["res"] = ceil_sqrt(2 * q ** 2 / 12)
+    t["span_tc"] = ceil_sqrt((m0_ug * F(inp["span_tc_ppm_per_c"], 10 ** 6) * F(inp["dT_lc_c_x100"], 100)) ** 2 / 3)
+    tau, st = inp["creep_tau_s"], inp["settle_s"]
+    x = F(st, tau) if tau > 0 else None
+    t["creep"] = ceil_sqrt((m0_ug * F(inp["creep_ppm"], 10 ** 6) / (1 + x + x * x / 2)) ** 2 / 3) if tau > 0 else 0
+    t["zero_return"] = ceil_sqrt((inp["zero_return_counts"] * q) ** 2 / 3)
+    interval = max(abs(loss_ug), -(-inp["limit_ppm"] * m0_ug // 10 ** 6))
+    slope = F(inp["lin_dev_ug"], inp["lin_ref_ug"]) if inp["lin_ref_ug"] > 0 else LIN_BOUND
+    t["cal"] = ceil_sqrt((interval * slope) ** 2 / 3)
+    others = sum(F(t[k]) ** 2 for k in BUDGET_TERMS[2:])
+    v = 10 ** 12 * (stat2 + drift2) + 10 ** 12 * others / m0_ug ** 2 + inp["u_sys_ppm"] ** 2
+    if exact_out is not None:
+        exact_out["u2_ppm2"] = v
+    return {"inputs": dict(inp), "terms_ug": t, "uc_ug": ceil_sqrt(v * m0_ug ** 2 / 10 ** 12),
+            "U_ug": ceil_sqrt(4 * v * m0_ug ** 2 / 10 ** 12), "U_ppm": ceil_sqrt(4 * v), "m0_ug": m0_ug,
+            "loss_ug": loss_ug, "k": 2}
+
+
+def budget_inputs(ctx, hdr, c, weigh, settle_s, zero_return, method, dev_inputs):
+    """The budget's inputs from the log: the header's "cal" (per channel, check-weight history), the
+    WEIGH records' load-cell temperatures, the SETTLE event, the blank fit, the method. Without a
+    header "cal" (the device used its default calibration, not logged) the calibration inputs are
+    taken from the VERDICT record, with a warning."""
+    inp = {}
+    cal = hdr.get("cal")
+    keys = ("counts_per_g", "u_span_ppm", "lin_dev_ug", "lin_ref_ug", "span_tc_ppm_per_c", "creep_ppm", "creep_tau_s")
+    chs = cal.get("channels") if isinstance(cal, dict) else None
+    if isinstance(chs, list) and c < len(chs) and isinstance(chs[c], dict):
+        for k in keys:
+            v = chs[c].get(k)
+            if not _is_int(v):
+                raise CannotRecompute("header cal.channels[%d].%s is not an integer (%r)" % (c, k, v))
+            inp[k] = v
+        chk = cal.get("check")
+        if chk is None:
+            inp["u_rep_ug"], inp["check_n"] = -1, 0
+        elif isinstance(chk, dict) and _is_int(chk.get("u_rep_ug")) and _is_int(chk.get("n")):
+            inp["u_rep_ug"], inp["check_n"] = chk["u_rep_ug"], chk["n"]
+        else:
+            raise CannotRecompute("header cal.check is not a check-weight history (u_rep_ug, n)")
+    else:
+        if not isinstance(dev_inputs, dict):
+            raise CannotRecompute("no calibration for the budget: neither a header cal nor the record's inputs")
+        taken = []
+        for k in keys + ("u_rep_ug", "check_n"):
+            v = dev_inputs.get(k)
+            if not _is_int(v):
+                raise CannotRecompute("budget input %s missing in the VERDICT record" % k)
+            inp[k] = v
+            taken.append(k)
+        cpg = counts_per_g(hdr)
+        if cpg is not None and cpg != inp["counts_per_g"]:
+            ctx.verdict_issue("cell %d budget: counts_per_g %r differs from the header calibration's %r"
+                              % (c, inp["counts_per_g"], cpg))
+        ctx.notes.append("cell %d budget: the header has no cal (a default calibration); %s taken from the "
+                         "VERDICT record" % (c, ", ".join(taken)))
+    inp["dT_lc_c_x100"] = weigh[(3, c)]["lc_temp_c_x100"] - weigh[(2, c)]["lc_temp_c_x100"]
+    inp["settle_s"] = settle_s
+    inp["zero_return_counts"] = zero_return
+    inp["u_sys_ppm"] = method["u_sys_ppm"]
+    inp["limit_ppm"] = method["limit_ppm"]
+    return {k: inp[k] for k in BUDGET_INPUTS}
+
+
+def blank_reasons(blank, c, method, bud):
+    """The no-PASS reasons the header's blank fit gives cell c (docs/UNCERTAINTY.md section 4)."""
+    if not isinstance(blank, list) or c >= len(blank) or not isinstance(blank[c], dict):
+        return ["NO_BLANK"]
+    ch = blank[c]
+    out = []
+    if ch.get("failed") or ch.get("error"):
+        out.append("BLANK_FAILED")
+    ru = ch.get("runs_used", 0)
+    if not _is_int(ru) or ru >= method.get("blank_max_runs", 20):
+        out.append("BLANK_OLD")
+    zr = ch.get("zero_return_counts")
+    if not _is_int(zr):
+        out.append("ZERO_RETURN")
+    elif bud is not None:
+        # |zr| / cpg > permille/1000 x limit/1e6 x m0 (grams)
+        if F(abs(zr), bud["inputs"]["counts_per_g"]) > F(method.get("zero_return_max_permille", 100) *
+                                                          method["limit_ppm"] * bud["m0_ug"], 10 ** 15):
+            out.append("ZERO_RETURN")
+    return out
+
+
 def check_method(m):
     """The method fields the verdict needs; CannotRecompute names the first bad one."""
     if not isinstance(m, dict):
@@ -263,6 +434,9 @@ def check_method(m):
             raise CannotRecompute("header.method.%s is %r, not one of %s" % (k, m.get(k), ", ".join(choices)))
     if m.get("chamber_timed_pass", "no") not in ("no", "yes"):
         raise CannotRecompute("header.method.chamber_timed_pass is %r, not one of no, yes" % (m.get("chamber_timed_pass"),))
+    for k in ("heat_in", "cool_in"):
+        if m.get(k, "vacuum") not in ("air", "vacuum"):
+            raise CannotRecompute("header.method.%s is %r, not one of air, vacuum" % (k, m.get(k)))
     if not isinstance(m.get("name"), str):
         raise CannotRecompute("header.method.name is not a string")
     return m
@@ -326,6 +500,7 @@ class _Ctx:
     def __init__(self, log):
         self.log = log
         self.findings = []
+        self.notes = []         # facts the reader should know that are not findings
         self.by_offset = {r.offset: r for r in log.records}
         vr = [r for r in log.records if r.name == "VERDICT"]
         self.vrec = vr[-1] if vr else None
@@ -388,7 +563,8 @@ def verify_log(log, path=None):
     hm = hdr.get("method")
     if isinstance(hm, dict):
         for k, v in sorted(hm.items(), key=lambda kv: str(kv[0])):
-            if k in ("name", "comparator", "decision", "early_fail", "base", "chamber_timed_pass"):
+            if k in ("name", "comparator", "decision", "early_fail", "base", "chamber_timed_pass", "heat_in",
+                     "cool_in"):
                 continue
             if not _is_int(v) or v < 0:
                 ctx.inconsistent("header method.%s is %r: the firmware's methods hold non-negative integers there"
@@ -483,9 +659,14 @@ def verify_log(log, path=None):
     if samples_intact:
         _check_samples_vs_events(ctx, log, by_t, phase_ev)
     if method:
-        _check_in_spec(ctx, log, hdr.get("method"))
-    soak_in = sum(1 for s in log.samples if s["phase"] == PH_SOAK and s["flags"] & SF_IN_SPEC)
-    soak_tot = sum(1 for s in log.samples if s["phase"] == PH_SOAK)
+        _check_in_spec(ctx, log, hdr.get("method"), hdr.get("probe"))
+    if method:
+        _check_heat_cool(ctx, log, hdr.get("method"), phase_ev)
+    # heat_in "air": the pump-down's and HEATUP's seconds at the method's conditions (IN_SPEC) are soak
+    # time too (app._credit); they count in both the in-spec and the total soak time
+    credit = sum(1 for s in log.samples if s["phase"] in (PH_PUMPDOWN, PH_HEATUP) and s["flags"] & SF_IN_SPEC)
+    soak_in = credit + sum(1 for s in log.samples if s["phase"] == PH_SOAK and s["flags"] & SF_IN_SPEC)
+    soak_tot = credit + sum(1 for s in log.samples if s["phase"] == PH_SOAK)
     done_ev = [e for e in ev if e["code"] == E_SOAK_DONE]
     out["soak"] = {"in_spec_s_samples": soak_in, "total_s_samples": soak_tot,
                    "required_s": method["soak_s"] if method else None,
@@ -508,8 +689,11 @@ def verify_log(log, path=None):
             ws = wmap.get((kind, c))
             if ws:
                 weigh[(kind, c)] = ws[0]
+    settle_ev = [e for e in ev if e["code"] == E_SETTLE]
     if samples_intact:
-        _check_weigh_temps(ctx, weigh, by_t, phase_ev)
+        _check_weigh_temps(ctx, weigh, by_t, phase_ev, settle_ev)
+    _check_weigh_conditions(ctx, weigh, ev, phase_ev, settle_ev, hm, n)
+    out["weigh_conditions"] = weigh_conditions(weigh, settle_ev, n)
     # a weighing phase left for anything but ABORTED ended with a stable reading of every cell
     for e in phase_ev:
         kind = {v: k for k, v in WEIGH_PHASE.items()}.get(e["b"])
@@ -543,6 +727,33 @@ def verify_log(log, path=None):
                              % (c, w["t_ms"] // 1000, done_ev[0]["t_ms"] // 1000), offset=w["offset"], seq=w["seq"])
 
     # ---- 6. recompute the verdict
+    # logs of firmware with the uncertainty budget list "no_pass" per cell (docs/UNCERTAINTY.md);
+    # older logs keep the old formula (window statistics + method u_sys_ppm) and early-fail rule
+    dev0 = log.verdict
+    new_fmt = any("no_pass" in (dev_cell(dev0, c) or {}) for c in range(n))
+    out["budget_format"] = new_fmt
+    np_events = {}
+    for e in ev:
+        if e["code"] == E_NO_PASS:
+            name = NO_PASS_NAMES[e["a"]] if _is_int(e["a"]) and 0 < e["a"] < len(NO_PASS_NAMES) else None
+            if name is None:
+                ctx.inconsistent("NO_PASS event with an unknown reason %r" % (e["a"],), offset=e["offset"], seq=e["seq"])
+                continue
+            for c in range(n):
+                if (e["b"] == -1 or e["b"] == c) and name not in np_events.setdefault(c, []):
+                    np_events[c].append(name)
+    settle_ev = [e for e in ev if e["code"] == E_SETTLE]
+    settle_s = max(0, settle_ev[-1]["a"]) if settle_ev and _is_int(settle_ev[-1]["a"]) else 0
+    zero_returns = [0] * n
+    if isinstance(blank, list):
+        for c in range(min(n, len(blank))):
+            zr = blank[c].get("zero_return_counts") if isinstance(blank[c], dict) else None
+            zero_returns[c] = zr if _is_int(zr) else 0
+    if new_fmt and method and method["early_fail"] == "stop" and not done_ev and not invalid and not aborted \
+            and any(e["a"] == PH_COOLDOWN and e["b"] == PH_SOAK for e in phase_ev) and not all(early):
+        ctx.inconsistent("the soak ended early (early_fail stop, no SOAK_DONE) although cell(s) %s had not failed "
+                         "early: one cell's early FAIL must not cut the others' soak"
+                         % ", ".join(str(c) for c in range(n) if not early[c]))
     exp_cells = []
     cells_out = []
     for c in range(n):
@@ -552,6 +763,8 @@ def verify_log(log, path=None):
             # a run closed INTERRUPTED at boot: INVALID, or ABORTED after a fault, never a measured verdict
             exp_cells.append({"verdict": "ABORTED" if aborted else "INVALID", "cell": c, "leak_visible": leak[c],
                               "early_fail": early[c]})
+            if new_fmt:
+                exp_cells[-1]["no_pass"] = list(np_events.get(c, []))
             if interrupted is not None and not aborted:
                 co["error"] = "run interrupted by a power cut/reset and closed at boot: no final weighing"
             continue
@@ -569,6 +782,9 @@ def verify_log(log, path=None):
                     raise CannotRecompute("no %s weighing for cell %d" % (KIND_NAMES[kind], c))
                 r = reading(w["samples"])
                 rc = corrected(r, drifts[c], w["lc_temp_c_x100"])
+                if new_fmt and drifts[c] is not None:
+                    # the budget carries the drift fit's uncertainty (correlated), not the readings
+                    rc = (rc[0], r[1])
                 rd[kind] = rc
                 co["readings"][KIND_NAMES[kind]] = {
                     "n": len(w["samples"]), "mean_counts": float(r[0]), "sd_mean_counts": math.sqrt(float(r[1])),
@@ -576,15 +792,50 @@ def verify_log(log, path=None):
                     "corrected_sd_mean_counts": math.sqrt(float(rc[1])), "seq": w["seq"], "offset": w["offset"]}
             if leak[c] is None:
                 raise CannotRecompute("no leak answer for cell %d" % c)
-            fields, exact = evaluate(rd[1], rd[2], rd[3], method, leak[c])
+            bud = None
+            if new_fmt:
+                dc = dev_cell(dev0, c) or {}
+                dbud = dc.get("budget") if isinstance(dc.get("budget"), dict) else {}
+                inp = budget_inputs(ctx, hdr, c, weigh, settle_s, zero_returns[c], method, dbud.get("inputs"))
+                vk = drifts[c][1] if drifts[c] is not None else None
+                bx = {}
+                bud = budget(rd[1], rd[2], rd[3], weigh[(1, c)]["lc_temp_c_x100"], weigh[(2, c)]["lc_temp_c_x100"],
+                             weigh[(3, c)]["lc_temp_c_x100"], vk, inp, bx)
+                co["budget"] = bud
+            fields, exact = evaluate(rd[1], rd[2], rd[3], method, leak[c], bud["U_ppm"] if bud else None)
+            if bud:
+                exact["u_std_ppm"] = math.sqrt(float(bx["u2_ppm2"]))
+                exact["u_k2_ppm"] = 2 * exact["u_std_ppm"]
             co["exact"] = exact
         except CannotRecompute as e:
             co["error"] = str(e)
             ctx.inconsistent("cannot recompute cell %d: %s" % (c, e), rec=ctx.vrec)
             exp_cells.append(None)
             continue
+        if new_fmt:
+            # no-PASS reasons: the record lists the NO_PASS events' reasons for this cell in order;
+            # those the log itself shows (blank fit, check weights, a cut soak) must be among them
+            derived = blank_reasons(blank if isinstance(cal, dict) else None, c, method, bud)
+            if bud is not None and not rep_known(bud["inputs"]):
+                derived.append("NO_CHECK")
+            if not done_ev and not invalid:
+                derived.append("SOAK_CUT")
+            logged = np_events.get(c, [])
+            for r in derived:
+                if r not in logged:
+                    ctx.verdict_issue("cell %d cannot PASS (%s: %s) but the log has no NO_PASS event for it"
+                                      % (c, r, NO_PASS_TEXT[r]))
+            for r in logged:
+                if r in DERIVED_NO_PASS and r not in derived:
+                    ctx.verdict_issue("cell %d: NO_PASS %s although the log does not show it" % (c, r))
+            fields["budget"] = bud
+            fields["no_pass"] = list(logged)
+            co["no_pass"] = sorted(set(logged) | set(derived), key=NO_PASS_NAMES.index)
         if invalid:
             fields["verdict"] = "INVALID"
+        elif new_fmt:
+            if co["no_pass"] and fields["verdict"] == "PASS":
+                fields["verdict"] = "INCONCLUSIVE"
         elif any(early) and method["early_fail"] == "stop" and fields["verdict"] != "FAIL":
             # the soak was cut short for every cell on the oven, not only for the one that early-failed
             fields["verdict"] = "INCONCLUSIVE"
@@ -646,17 +897,29 @@ def verify_log(log, path=None):
         if missing:
             ctx.verdict_issue("PASS with missing weighings: %s" % ", ".join(missing))
         if method and soak_in < method["soak_s"]:
-            ctx.verdict_issue("PASS but the samples show only %d s of in-spec soak (SOAK phase with IN_SPEC), "
+            ctx.verdict_issue("PASS but the samples show only %d s of in-spec soak (IN_SPEC samples), "
                               "the method needs %d s" % (soak_in, method["soak_s"]))
         if not done_ev:
             ctx.verdict_issue("PASS without a SOAK_DONE event")
+        # no PASS on data that was not drift-corrected (docs/UNCERTAINTY.md section 4)
+        pass_cells = [c for c in range(n) if (dev_cell(dev, c) or {}).get("verdict") == "PASS"] or list(range(n))
+        for c in pass_cells:
+            br = [r for r in blank_reasons(blank if isinstance(cal, dict) else None, c, method or {"limit_ppm": 0}, None)
+                  if r != "ZERO_RETURN" or not isinstance(blank, list)]
+            if br:
+                ctx.verdict_issue("PASS of cell %d without a valid blank (drift) fit: %s"
+                                  % (c, ", ".join("%s (%s)" % (r, NO_PASS_TEXT[r]) for r in br)))
+            if np_events.get(c):
+                ctx.verdict_issue("PASS of cell %d although the log gives reason(s) it cannot PASS: %s"
+                                  % (c, ", ".join(np_events[c])))
 
     # ---- result
     out["cells"] = []
     for c in range(n):
         d = dev_cell(dev, c)
         e = exp_cells[c] if c < len(exp_cells) else None
-        keys = [k for k in CELL_FIELDS + ("leak_visible", "early_fail") if (d and k in d) or (e and k in e)]
+        keys = [k for k in CELL_FIELDS + ("leak_visible", "early_fail", "no_pass", "budget")
+                if (d and k in d) or (e and k in e)]
         rows = {}
         for k in keys:
             dv = d.get(k, "<absent>") if d is not None else "<absent>"
@@ -671,6 +934,7 @@ def verify_log(log, path=None):
         if isinstance(dev, dict) else None
     out["verdict_record"] = {"seq": ctx.vrec.seq, "offset": ctx.vrec.offset} if ctx.vrec else None
     out["findings"] = ctx.findings
+    out["notes"] = ctx.notes
     damaged = any(f["level"] == "damage" for f in ctx.findings)
     incons = any(f["level"] == "inconsistent" for f in ctx.findings)
     out["damaged"] = damaged
@@ -751,8 +1015,23 @@ def _compare(ctx, dev, exp_run, exp_cells, soak, aborted, n, method, pc=None):
                 ctx.verdict_issue("cell %d: unexpected field %r = %r in the VERDICT record" % (c, k, dc[k]))
             elif k not in dc:
                 ctx.verdict_issue("cell %d: field %r missing in the VERDICT record (recomputed %r)" % (c, k, ec[k]))
+            elif k == "budget" and isinstance(dc[k], dict) and isinstance(ec[k], dict):
+                _compare_budget(ctx, c, dc[k], ec[k])
             elif dc[k] != ec[k] or type(dc[k]) is not type(ec[k]):
                 ctx.verdict_issue("cell %d %s: device %r, recomputed %r" % (c, k, dc[k], ec[k]))
+
+
+def _compare_budget(ctx, c, d, e):
+    """The device's budget against the recomputation, entry by entry (inputs, terms, totals)."""
+    for k in sorted(set(d) | set(e)):
+        dv, ev = d.get(k, "<absent>"), e.get(k, "<absent>")
+        if isinstance(dv, dict) and isinstance(ev, dict):
+            for j in sorted(set(dv) | set(ev)):
+                a, b = dv.get(j, "<absent>"), ev.get(j, "<absent>")
+                if a != b or type(a) is not type(b):
+                    ctx.verdict_issue("cell %d budget %s.%s: device %r, recomputed %r" % (c, k, j, a, b))
+        elif dv != ev or type(dv) is not type(ev):
+            ctx.verdict_issue("cell %d budget %s: device %r, recomputed %r" % (c, k, dv, ev))
 
 
 def _check_samples_vs_events(ctx, log, by_t, phase_ev):
@@ -983,15 +1262,46 @@ def _check_power_cuts(ctx, log, hdr, samples_intact):
     return out
 
 
-def _check_in_spec(ctx, log, m):
+def _check_in_spec(ctx, log, m, probe=None):
     """The IN_SPEC flag of every SOAK sample recomputed from that sample: thermocouple good, |T - setpoint|
-    within the method's tolerance and the pressure at or below its vacuum level."""
+    within the method's tolerance, the pressure at or below its vacuum level and the reference probe (the
+    cell's temperature) not out of tolerance. The header's "probe" (absent in logs older than the probe)
+    must agree with the samples: false = every sample CHAMBER_TIMED, true = none."""
+    if probe is not None:
+        if not isinstance(probe, bool):
+            ctx.inconsistent("header probe is %r, not true or false" % (probe,))
+        else:
+            want = 0 if probe else SF_CHAMBER_TIMED
+            wrong = [s for s in log.samples if s["flags"] & SF_CHAMBER_TIMED != want]
+            if wrong:
+                ctx.inconsistent("header says probe %s, but %d samples %s the CHAMBER_TIMED flag (first at %d s)"
+                                 % ("true" if probe else "false", len(wrong), "carry" if probe else "lack",
+                                    wrong[0]["t_s"]))
+        if probe is False:
+            out = [s for s in log.samples if s["flags"] & SF_PROBE_OUT]
+            if out:
+                ctx.inconsistent("header says no probe, but %d samples carry PROBE_OUT (first at %d s)"
+                                 % (len(out), out[0]["t_s"]))
+        # a chamber-timed test soak bars every cell's PASS (NO_PASS CHAMBER_TIMED at the soak's start)
+        # unless the method allows it; a run with a probe has no such reason
+        ct = [e for e in log.events if e["code"] == E_NO_PASS and e["a"] == NP_CHAMBER_TIMED]
+        soaked = any(s["phase"] == PH_SOAK for s in log.samples)
+        want = (probe is False and soaked and log.header.get("mode", "test") == "test"
+                and m.get("chamber_timed_pass", "no") != "yes")
+        if want and not any(e["b"] == -1 for e in ct):
+            ctx.inconsistent("chamber-timed soak (header probe false) without a NO_PASS CHAMBER_TIMED event "
+                             "for every cell")
+        elif ct and not want:
+            e = ct[0]
+            ctx.inconsistent("NO_PASS CHAMBER_TIMED event, but the run %s" % (
+                "had a reference probe" if probe else "allowed a chamber-timed PASS or never soaked"),
+                offset=e["offset"], seq=e["seq"])
     sp, tol, vac = m.get("setpoint_c_x100"), m.get("tol_c_x100"), m.get("vacuum_pa")
     if not (_is_int(sp) and _is_int(tol) and _is_int(vac)):
         return
     bad = [s for s in log.samples if s["phase"] == PH_SOAK and
            bool(s["flags"] & SF_IN_SPEC) != (not s["flags"] & SF_TC_BAD and abs(s["temp_c_x100"] - sp) <= tol
-                                             and s["pressure_pa"] <= vac)]
+                                             and s["pressure_pa"] <= vac and not s["flags"] & SF_PROBE_OUT)]
     if bad:
         s = bad[0]
         ctx.inconsistent("%d SOAK samples carry an IN_SPEC flag that their temperature and pressure contradict "
@@ -1000,16 +1310,120 @@ def _check_in_spec(ctx, log, m):
                             flag_names(s["flags"])))
 
 
+def _check_heat_cool(ctx, log, m, phase_ev):
+    """The method's heat_in / cool_in (absent in older logs: "vacuum", the order before them).
+    heat_in "air": PREHEAT follows the m0 weighing (the tare in a blank run) and PUMPDOWN follows PREHEAT
+    only with a PREHEAT_DONE event in that second whose probe reading is within preheat_band_c_x100 of the
+    setpoint, after PREHEAT_HOLD_S samples with the chamber in tolerance and the probe not out of it; the
+    IN_SPEC flag of PUMPDOWN/HEATUP samples after it is the soak credit, recomputed from each sample.
+    heat_in "vacuum": no PREHEAT, no IN_SPEC before the soak. cool_in "air": every COOLDOWN sample vented
+    with the pump off (the vent opens at the soak's end); "vacuum": no COOLDOWN sample vented."""
+    if not isinstance(m, dict):
+        return
+    heat_air = m.get("heat_in", "vacuum") == "air"
+    cool_air = m.get("cool_in", "vacuum") == "air"
+    sp, tol, vac = m.get("setpoint_c_x100"), m.get("tol_c_x100"), m.get("vacuum_pa")
+    band = m.get("preheat_band_c_x100")
+    if not (_is_int(sp) and _is_int(tol) and _is_int(vac)):
+        return
+    done = {e["t_ms"] // 1000: e for e in log.events if e["code"] == E_PREHEAT_DONE}
+    blank = log.header.get("mode") == "blank"
+    credit_from = None          # t_s of the PREHEAT_DONE that allows a soak credit
+    for e in phase_ev:
+        t = e["t_ms"] // 1000
+        where = {"offset": e["offset"], "seq": e["seq"]}
+        if e["a"] == PH_PREHEAT:
+            if not heat_air:
+                ctx.inconsistent("PREHEAT at %d s, but the method heats in vacuum (heat_in %r)"
+                                 % (t, m.get("heat_in", "vacuum")), **where)
+            elif e["b"] != (PH_TARE if blank else PH_INITIAL_WEIGH):
+                ctx.inconsistent("PREHEAT at %d s entered from %s, not after the %s weighing"
+                                 % (t, phase_name(e["b"]), "tare" if blank else "m0"), **where)
+        elif e["a"] == PH_PUMPDOWN:
+            want = PH_PREHEAT if heat_air else (PH_TARE if blank else PH_INITIAL_WEIGH)
+            if e["b"] != want:
+                ctx.inconsistent("PUMPDOWN at %d s entered from %s; heat_in %s wants it after %s"
+                                 % (t, phase_name(e["b"]), "air" if heat_air else "vacuum", phase_name(want)), **where)
+                continue
+            if not heat_air:
+                continue
+            d = done.get(t)
+            if d is None:
+                ctx.inconsistent("PUMPDOWN at %d s without a PREHEAT_DONE event: the pre-heat did not complete" % t,
+                                 **where)
+                continue
+            if not (_is_int(band) and abs(d["a"] - sp) <= band):
+                ctx.inconsistent("PREHEAT_DONE at %d s with the probe at %.2f degC, outside the pre-heat band "
+                                 "%s (0.01 degC) of %.2f degC" % (t, d["a"] / 100, band, sp / 100),
+                                 offset=d["offset"], seq=d["seq"])
+                continue
+            before = [s for s in log.samples if t - PREHEAT_HOLD_S <= s["t_s"] < t]
+            if len(before) < PREHEAT_HOLD_S or any(
+                    s["phase"] != PH_PREHEAT or s["flags"] & (SF_TC_BAD | SF_PROBE_OUT)
+                    or abs(s["temp_c_x100"] - sp) > tol for s in before):
+                ctx.inconsistent("PUMPDOWN at %d s: the %d s before it are not all PREHEAT samples with the chamber "
+                                 "and the probe in tolerance" % (t, PREHEAT_HOLD_S), **where)
+                continue
+            credit_from = t
+        elif e["a"] == PH_SOAK and heat_air and credit_from is None:
+            ctx.inconsistent("SOAK at %d s without a completed pre-heat (heat_in air)" % t, **where)
+    for t, d in sorted(done.items()):
+        if not any(e["t_ms"] // 1000 == t and e["a"] == PH_PUMPDOWN for e in phase_ev):
+            ctx.inconsistent("PREHEAT_DONE at %d s is not followed by PUMPDOWN in the same second" % t,
+                             offset=d["offset"], seq=d["seq"])
+    bad = []
+    for s in log.samples:
+        if s["phase"] not in (PH_PUMPDOWN, PH_HEATUP):
+            continue
+        f = s["flags"]
+        if credit_from is None or s["t_s"] < credit_from:
+            want = False
+        else:
+            want = (not f & SF_TC_BAD and abs(s["temp_c_x100"] - sp) <= tol and s["pressure_pa"] <= vac
+                    and not f & SF_PROBE_OUT)
+        if bool(f & SF_IN_SPEC) != want:
+            bad.append(s)
+    if bad:
+        s = bad[0]
+        ctx.inconsistent("%d PUMPDOWN/HEATUP samples carry an IN_SPEC flag (soak credit) that the method and the "
+                         "sample contradict; first at %d s: %.2f degC, %d Pa, flags %s"
+                         % (len(bad), s["t_s"], s["temp_c_x100"] / 100, s["pressure_pa"], flag_names(s["flags"])))
+    cool = [s for s in log.samples if s["phase"] == PH_COOLDOWN]
+    if cool_air:
+        wrong = [s for s in cool if not s["flags"] & SF_VENT or s["flags"] & SF_PUMP]
+        what = "not vented with the pump off (cool_in air: the vent opens at the soak's end)"
+    else:
+        wrong = [s for s in cool if s["flags"] & SF_VENT]
+        what = "vented (cool_in vacuum: the chamber stays closed until VENT)"
+    if wrong:
+        ctx.inconsistent("%d COOLDOWN samples %s; first at %d s, flags %s"
+                         % (len(wrong), what, wrong[0]["t_s"], flag_names(wrong[0]["flags"])))
+
+
 def _half_even(num, den):
     return round(F(num, den))
 
 
-def _check_weigh_temps(ctx, weigh, by_t, phase_ev):
-    """The WEIGH record's load-cell temperature is the device's half-even mean of the per-second
-    load-cell temperature from the tick after the weighing phase started to the tick it ended."""
+def _weigh_starts(phase_ev, settle_ev):
+    """{phase: [t_s the weighing window of that phase started]}: the phase's start, except that m0
+    starts after the SETTLE event's settle_s (the device waits for creep before the window)."""
     starts = {}
     for e in phase_ev:
-        starts.setdefault(e["a"], []).append(e["t_ms"] // 1000)
+        t = e["t_ms"] // 1000
+        if e["a"] == PH_INITIAL_WEIGH:
+            for s in settle_ev:
+                if s["t_ms"] // 1000 == t:
+                    t += s["a"]
+                    break
+        starts.setdefault(e["a"], []).append(t)
+    return starts
+
+
+def _check_weigh_temps(ctx, weigh, by_t, phase_ev, settle_ev=()):
+    """The WEIGH record's load-cell temperature is the device's half-even mean of the per-second
+    load-cell temperature from the tick after the weighing window started (the phase's start; for
+    m0 the end of the settling) to the tick it ended."""
+    starts = _weigh_starts(phase_ev, settle_ev)
     for (kind, c), w in weigh.items():
         ph = WEIGH_PHASE.get(kind)
         t_end = w["t_ms"] // 1000
@@ -1027,6 +1441,62 @@ def _check_weigh_temps(ctx, weigh, by_t, phase_ev):
             ctx.inconsistent("%s weighing of cell %d: load-cell temperature %d (0.01 degC), the samples "
                              "%d..%d s average %d" % (KIND_NAMES[kind], c, w["lc_temp_c_x100"], t0 + 1, t_end, exp),
                              offset=w["offset"], seq=w["seq"])
+
+
+def weigh_conditions(weigh, settle_ev, n):
+    """What the uncertainty budget takes from the weighings: settle_s (START to the m0 window, from
+    the SETTLE event; None for older logs: m0 right after START) and per cell the load-cell
+    temperature of m0 and m1 and their difference (0.01 degC; None when a weighing is missing)."""
+    cells = []
+    for c in range(n):
+        a, b = weigh.get((2, c)), weigh.get((3, c))
+        t0 = a["lc_temp_c_x100"] if a else None
+        t1 = b["lc_temp_c_x100"] if b else None
+        cells.append({"lc_temp_m0_c_x100": t0, "lc_temp_m1_c_x100": t1,
+                      "dT_lc_c_x100": t1 - t0 if a and b else None})
+    return {"settle_s": settle_ev[0]["a"] if settle_ev else None, "cells": cells}
+
+
+def _check_weigh_conditions(ctx, weigh, ev, phase_ev, settle_ev, hm, n):
+    """m0 and m1 weighed under the same conditions (docs/APP.md "Weighing"), for logs whose method
+    has the fields (older logs have neither the fields nor the events: nothing to check):
+    - settle: the INITIAL_WEIGH phase (START) logs SETTLE with the method's settle_s, and no m0
+      window ends before START + settle_s;
+    - the m1 record's load-cell temperature is within lc_temp_band_c_x100 of the m0 record's, unless
+      the device logged NO_PASS LC_TEMP (then no cell may PASS: checked with the verdict)."""
+    hm = hm if isinstance(hm, dict) else {}
+    settle_s = hm.get("settle_s")
+    if _is_int(settle_s) and settle_s >= 0:
+        for e in phase_ev:
+            if e["a"] != PH_INITIAL_WEIGH:
+                continue
+            t = e["t_ms"] // 1000
+            se = [s for s in settle_ev if s["t_ms"] // 1000 == t]
+            if not se:
+                ctx.inconsistent("INITIAL_WEIGH started at %d s without a SETTLE event (method settle_s %d s)"
+                                 % (t, settle_s), offset=e["offset"], seq=e["seq"])
+                continue
+            if se[0]["a"] != settle_s:
+                ctx.inconsistent("SETTLE event: %d s, the method's settle_s is %d s" % (se[0]["a"], settle_s),
+                                 offset=se[0]["offset"], seq=se[0]["seq"])
+            for c in range(n):
+                w = weigh.get((2, c))
+                if w is not None and w["t_ms"] >= e["t_ms"] and (w["t_ms"] - e["t_ms"]) // 1000 < settle_s:
+                    ctx.inconsistent("m0 of cell %d weighed %d s after START, before the method's settle_s %d s"
+                                     % (c, (w["t_ms"] - e["t_ms"]) // 1000, settle_s), offset=w["offset"], seq=w["seq"])
+    band = hm.get("lc_temp_band_c_x100")
+    if _is_int(band):
+        waived = any(e["code"] == E_NO_PASS and e["a"] == NP_LC_TEMP for e in ev)
+        for c in range(n):
+            a, b = weigh.get((2, c)), weigh.get((3, c))
+            if a is None or b is None or waived:
+                continue
+            d = b["lc_temp_c_x100"] - a["lc_temp_c_x100"]
+            if abs(d) > band:
+                ctx.inconsistent("m1 of cell %d weighed with the load cell at %.2f degC, %.2f degC from m0's %.2f "
+                                 "(band +/- %.2f) and no NO_PASS LC_TEMP event"
+                                 % (c, b["lc_temp_c_x100"] / 100, d / 100, a["lc_temp_c_x100"] / 100, band / 100),
+                                 offset=b["offset"], seq=b["seq"])
 
 
 def read_log_file(path):
@@ -1070,6 +1540,26 @@ def _fmt(v):
     if isinstance(v, str):
         return v
     return repr(v)
+
+
+def budget_lines(b):
+    """The uncertainty table of one cell (verify's and the report's text)."""
+    m0 = b["m0_ug"]
+    L = ["uncertainty budget (m0 %.3f g, standard uncertainties):" % (m0 / 1e6),
+         "%-30s %-52s %-12s %10s %10s" % ("contribution", "source", "distribution", "u (mg)", "ppm of m0")]
+    for k in BUDGET_TERMS:
+        name, src, dist = BUDGET_TERM_TEXT[k]
+        u = b["terms_ug"].get(k, 0)
+        L.append("%-30s %-52s %-12s %10.3f %10.1f" % (name, src, dist, u / 1000, u * 1e6 / m0))
+    us = b["inputs"].get("u_sys_ppm", 0)
+    if us:
+        L.append("%-30s %-52s %-12s %10.3f %10.1f" % ("lab-stated extra (u_sys)", "method u_sys_ppm", "-",
+                                                      us * m0 / 1e9, us))
+    L.append("%-30s %-52s %-12s %10.3f %10.1f" % ("combined standard uncertainty", "root sum of squares", "",
+                                                  b["uc_ug"] / 1000, b["uc_ug"] * 1e6 / m0))
+    L.append("%-30s %-52s %-12s %10.3f %10d" % ("expanded uncertainty U", "k = %d, ppm rounded up" % b.get("k", 2),
+                                                "", b["U_ug"] / 1000, b["U_ppm"]))
+    return L
 
 
 def power_cut_lines(res):
@@ -1148,14 +1638,24 @@ def format_report(res):
         if c["exact"] and "loss_ppm" in c["exact"]:
             L.append("  exact loss %.4f ppm, U (k=2) %.4f ppm before rounding up" % (c["exact"]["loss_ppm"],
                                                                                  c["exact"]["u_k2_ppm"]))
+        b = c.get("budget")
+        if b:
+            L.extend("  " + x for x in budget_lines(b))
+        if c.get("no_pass"):
+            L.append("  cannot PASS: " + "; ".join("%s (%s)" % (r, NO_PASS_TEXT.get(r, "?")) for r in c["no_pass"]))
         L.append("  %-14s %-14s %-14s" % ("field", "device", "recomputed"))
         for k, row in c["fields"].items():
+            if k == "budget":
+                L.append("  %-14s %-29s %s" % (k, "(the table above)", "ok" if row["match"] else "MISMATCH"))
+                continue
             L.append("  %-14s %-14s %-14s %s" % (k, _fmt(row["device"]), _fmt(row["recomputed"]),
                                                  "ok" if row["match"] else "MISMATCH"))
     o = res["overall"]
     L.append("")
     L.append("overall verdict: device %s, recomputed %s %s" % (_fmt(o["device"]), _fmt(o["recomputed"]),
                                                                 "ok" if o["match"] else "MISMATCH"))
+    for x in res.get("notes") or []:
+        L.append("note: " + x)
     if res["findings"]:
         L.append("")
         L.append("findings:")

@@ -51,7 +51,9 @@ def section_sim():
     ov = scn["oven"]
     t_inf = scn["ambient_c"] + ov["heater_w"] / ov["loss_w_per_c"]
     tau = ov["heat_capacity_j_per_c"] / ov["loss_w_per_c"]
-    t0 = res["phase_start_chamber_c"]["HEATUP"]
+    # heat_in "air" (the default): the oven heats up in PREHEAT (heatup_s is measured there)
+    ph = res["phase_start_chamber_c"]
+    t0 = ph["PREHEAT"] if "PREHEAT" in ph else ph["HEATUP"]
     t_min = tau * math.log((t_inf - t0) / (t_inf - 118.0))
     c = res["cells"][0]
     return {
@@ -79,6 +81,17 @@ def section_sim():
 def section_accuracy():
     from ovenctl import sweep
     rows, summary = sweep.accuracy_sweep()
+    return summary
+
+
+def section_decision():
+    """Issue 10: cells near each method's limit (2 g .. 2 kg, fast and slow volatiles, with and
+    without the reference probe and the blank run) judged against Bench.method_loss_ppm."""
+    from ovenctl import sweep
+    rows, summary = sweep.decision_sweep()
+    os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
+    with open(os.path.join(ROOT, "build", "decision-sweep.json"), "w") as f:
+        json.dump(rows, f, indent=1)
     return summary
 
 
@@ -126,7 +139,8 @@ def section_tick():
     return perf_tick.section()
 
 
-SECTIONS = {"core": section_core, "sim": section_sim, "accuracy": section_accuracy, "pull": section_pull,
+SECTIONS = {"core": section_core, "sim": section_sim, "accuracy": section_accuracy, "decision": section_decision,
+            "pull": section_pull,
             "heap": section_heap, "lfs": section_lfs, "tick": section_tick}
 
 

@@ -6,6 +6,7 @@ import fixedpt
 import methods
 import verdict
 import weigh
+import budget
 
 
 def run_cases(cases):
@@ -37,6 +38,23 @@ def run_cases(cases):
             buf = array("i", [0] * n)
             k = w.samples_into(buf)
             out.append([states, [res[0], str(res[1]), str(res[2])], w.rejected, w.restarts, list(buf[:k])])
+        elif kind == "b":
+            # budget: readings (n, total, m2n), drift k (num, den) and var_k, temperatures, inputs
+            _, zero, r0, r1, k, vk, temps, ch, chk, misc = c
+            rs = []
+            for j, r in enumerate((zero, r0, r1)):
+                rd = verdict.reading(r[0], int(r[1]), int(r[2]))
+                if k is not None:
+                    rd = verdict.corrected(rd, int(k[0]) * temps[j], int(k[1]))
+                rs.append(rd)
+            inp = budget.inputs(ch, chk, misc[0], misc[1], misc[2], misc[3], misc[4])
+            try:
+                b = budget.compute(rs[0], rs[1], rs[2], temps[0], temps[1], temps[2],
+                                   None if vk is None else (int(vk[0]), int(vk[1])), inp)
+                t = b["terms_ug"]
+                out.append([[t[x] for x in budget.TERMS], b["U_ppm"], b["m0_ug"], b["loss_ug"], b["uc_ug"], b["U_ug"]])
+            except budget.BudgetError:
+                out.append("error")
         elif kind == "r":
             _, num, den = c
             num = int(num)

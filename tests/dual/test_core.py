@@ -187,12 +187,143 @@ def test_window_per_sample_allocates_nothing():
     assert w.slots == 40 * 257
 
 
+def _step_states(n, lag, sps, drift, level0, level1):
+    # lag samples at level0, then level1: the first drift evaluation compares a window of level1
+    # with one of level0 exactly lag samples earlier
+    w = Window(n=n, hold=1, timeout_samples=100000, sd_mean_counts=1, drift_counts_per_min=drift,
+               drift_n=lag, sps=sps)
+    k = lag + n - 1                     # index of the sample whose acceptance completes both windows
+    st = None
+    for i in range(k + 2):              # +1: a sample is accepted when its successor arrives
+        st = w.add(level0 if i < lag else level1)
+    return w, st
+
+
+def test_window_drift_limit_exact_boundary():
+    # 5 counts in lag = 60 samples at 10 SPS (6 s = 0.1 min): 50 counts/min
+    w, st = _step_states(16, 60, 10, 50, 1000, 1005)
+    assert st == weigh.W_STABLE and w.drift_ok == 1 and w.sd_ok == 1 and w.drift_dsum == 16 * 5
+    w, st = _step_states(16, 60, 10, 49, 1000, 1005)
+    assert st == weigh.W_SETTLING and w.drift_ok == 0 and w.sd_ok == 1
+    w, st = _step_states(16, 60, 10, 50, 1005, 1000)       # falling: same rate
+    assert st == weigh.W_STABLE
+    w, st = _step_states(16, 60, 10, 49, 1005, 1000)
+    assert st == weigh.W_SETTLING
+    # 80 SPS: 6 counts in 64 samples (0.8 s) = 450 counts/min
+    w, st = _step_states(8, 64, 80, 450, -5000, -4994)
+    assert st == weigh.W_STABLE
+    w, st = _step_states(8, 64, 80, 449, -5000, -4994)
+    assert st == weigh.W_SETTLING
+
+
+def test_window_sd_of_the_mean_exact_boundary():
+    # alternating +-a: sample variance a^2 n/(n-1); var of the mean a^2/(n-1). n = 10, a = 6: var(mean) = 4
+    for sdm, want in ((2, weigh.W_STABLE), (1, weigh.W_SETTLING)):
+        w = Window(n=10, hold=1, timeout_samples=1000, sd_mean_counts=sdm, drift_counts_per_min=1000,
+                   drift_n=10, sps=10)
+        st = None
+        for i in range(40):
+            st = w.add(500 + (6 if i & 1 else -6))
+        assert st == want, (sdm, st)
+
+
+def test_window_needs_the_drift_time_base_before_stable():
+    w = Window(n=64, hold=10, timeout_samples=3000, sd_mean_counts=10, drift_counts_per_min=50, drift_n=600)
+    lcg = _Lcg(3)
+    n_st = 0
+    for i in range(2000):
+        if w.add(700000 + lcg.noise(40)) == weigh.W_STABLE:
+            n_st = i
+            break
+    # the first drift evaluation is at accepted sample 64 + 600 - 1 (0-based), the 10th in a row
+    # within the limits 9 later, accepted when the next sample arrives
+    assert n_st == (64 + 600 - 1) + (10 - 1) + 1
+    # a slow ramp of 120 counts/min (0.2 counts a sample at 10 SPS) never gets stable at 50 counts/min
+    w.reset()
+    for i in range(2990):
+        st = w.add(700000 + lcg.noise(40) + i // 5)
+        assert st != weigh.W_STABLE
+    # ... and gets stable at 150 counts/min (set at run time)
+    w.reset()
+    w.set_limits(10, 150)
+    for i in range(2990):
+        st = w.add(700000 + lcg.noise(40) + i // 5)
+        if st == weigh.W_STABLE:
+            break
+    assert st == weigh.W_STABLE
+
+
+def test_window_set_limits_restarts_the_stable_run_and_checks_ranges():
+    w = Window(n=16, hold=3, timeout_samples=1000, sd_mean_counts=50, drift_counts_per_min=100, drift_n=16)
+    for i in range(60):
+        w.add(1000)
+    assert w.state == weigh.W_STABLE
+    w.set_limits(50, 100)
+    assert w.state == weigh.W_SETTLING
+    for bad in ((0, 10), (501, 10), (5, 0), (5, 16001)):
+        try:
+            w.set_limits(bad[0], bad[1])
+            raise AssertionError("accepted %r" % (bad,))
+        except ValueError as e:
+            assert "sd_mean_counts" in str(e) or "drift_counts_per_min" in str(e)
+    for kw in ({"drift_n": 8}, {"drift_n": 641}, {"drift_n": 100, "sd_mean_counts": None},
+               {"sd_mean_counts": 5, "stable_sd_counts": 5}, {"sps": 0}):
+        d = {"n": 16, "hold": 3, "timeout_samples": 100000, "sd_mean_counts": 5, "drift_counts_per_min": 5}
+        for k in kw:
+            d[k] = kw[k]
+        try:
+            Window(**d)
+            raise AssertionError("accepted %r" % (kw,))
+        except ValueError:
+            pass
+    # the timeout must leave room for the drift time base
+    try:
+        Window(n=64, hold=10, timeout_samples=600, sd_mean_counts=5, drift_counts_per_min=5, drift_n=600)
+        raise AssertionError("accepted a timeout shorter than the drift time base")
+    except ValueError as e:
+        assert "timeout_samples" in str(e)
+
+
+def test_window_balance_per_sample_allocates_nothing():
+    # the drift path too: >= 10,000 samples with noise, a ramp, rails, spikes, restarts, set_limits()
+    import micropython
+    w = Window(n=64, hold=10, timeout_samples=1000000, sd_mean_counts=40, drift_counts_per_min=200,
+               drift_n=640, sps=10)
+    xs = array("i", [0] * 256)
+    lcg = _Lcg(9)
+    for i in range(256):
+        xs[i] = 3000000 + lcg.noise(60) + i // 4
+    xs[17] = 0x7FFFFF
+    xs[99] = -0x800000
+    xs[150] += 300000
+    xs[200] = -8000000
+    states = array("i", [0] * 6)
+    micropython.heap_lock()
+    try:
+        for k in range(48):
+            for i in range(256):
+                st = w.add(xs[i])
+                states[st] += 1
+            w.missing()
+            if k == 20:
+                w.set_limits(500, 16000)
+    finally:
+        micropython.heap_unlock()
+    assert states[weigh.W_ERR_TIMEOUT] == 0 and states[weigh.W_ERR_SATURATED] == 0
+    assert states[weigh.W_SETTLING] > 0 and w.slots == 48 * 257
+
+
 def test_methods_presets_and_comparators():
     gb = methods.validate("gb-2026")
     tc = methods.validate("tcsae-434-2025")
     assert gb["limit_ppm"] == 5000 and gb["comparator"] == "le"
     assert tc["limit_ppm"] == 10000 and tc["comparator"] == "lt"
     assert gb["setpoint_c_x100"] == 12000 and gb["soak_s"] == 21600 and gb["vacuum_pa"] == 10000
+    # heated in air to the cell's 0.5 degC pre-heat band before the pump-down, cooled vented
+    assert gb["heat_in"] == tc["heat_in"] == "air" and gb["cool_in"] == tc["cool_in"] == "air"
+    assert gb["preheat_band_c_x100"] == 50
+    m = methods.validate({"heat_in": "vacuum", "cool_in": "vacuum", "preheat_band_c_x100": 100})
+    assert m["heat_in"] == "vacuum" and m["cool_in"] == "vacuum" and m["preheat_band_c_x100"] == 100
 
 
 def test_methods_errors_name_the_field():
@@ -206,6 +337,9 @@ def test_methods_errors_name_the_field():
         ({"bogus": 1}, "bogus"),
         ({"soak_s": 30000, "soak_max_total_s": 20000}, "soak_max_total_s"),
         ({"base": "nope"}, "base"),
+        ({"heat_in": "oven"}, "heat_in"),
+        ({"cool_in": 1}, "cool_in"),
+        ({"preheat_band_c_x100": 5}, "preheat_band_c_x100"),
     )
     for obj, field in cases:
         try:
@@ -294,3 +428,47 @@ def test_calibration_span_and_linearity():
         raise AssertionError("accepted a reference below zero")
     except CalibError:
         pass
+
+
+def test_budget_worked_example_45g():
+    # docs/UNCERTAINTY.md worked example: the same integers on both interpreters
+    import budget
+    cpg = 20972
+    ch = {"counts_per_g": cpg, "u_span_ppm": 50, "lin_dev_ug": 400, "lin_ref_ug": 100000000,
+          "span_tc_ppm_per_c": 15, "creep_ppm": 250, "creep_tau_s": 300}
+    inp = budget.inputs(ch, {"mass_ug": 50000000, "tol_ug": 5000, "u_rep_ug": 300, "n": 10}, 100, 900, -50, 0, 5000)
+    a = 45 * cpg + 100000
+    b = a - 45 * cpg * 4800 // 1000000
+    got = budget.compute((64 * 100000, 64, 0, 1), (64 * a, 64, 0, 1), (64 * b, 64, 0, 1), 2300, 2300, 2400, None, inp)
+    t = got["terms_ug"]
+    assert [t[k] for k in budget.TERMS] == [0, 0, 425, 20, 390, 765, 1377, 1]
+    assert (got["U_ppm"], got["m0_ug"], got["uc_ug"], got["U_ug"]) == (75, 45000000, 1678, 3356)
+    assert budget.rep_known(inp)
+    # no check-weight history: the stated bound of 20 counts per weighing (954 ug here)
+    inp2 = budget.inputs(ch, None, 100, 900, -50, 0, 5000)
+    assert not budget.rep_known(inp2)
+    got2 = budget.compute((64 * 100000, 64, 0, 1), (64 * a, 64, 0, 1), (64 * b, 64, 0, 1), 2300, 2300, 2400, None, inp2)
+    assert got2["terms_ug"]["rep"] == 1350     # sqrt(2) x ceil(20e6 / 20972) = sqrt(2) x 954
+    try:
+        budget.inputs({"counts_per_g": 0}, None, 0, 0, 0, 0, 5000)
+        raise AssertionError("no error")
+    except budget.BudgetError as e:
+        assert "counts_per_g" in str(e)
+
+
+def test_drift_fit_zero_return():
+    # vented 10 min at 23 degC, 30 min under vacuum heating to 80 degC, vented 10 min back at 23 degC
+    # with the zero 37 counts higher: the zero return is 37 counts whatever the fitted k
+    import drift
+    rec = drift.DriftRecorder(1)
+    raws = array("i", [0])
+    valid = bytearray(b"\x01")
+    for minute in range(50):
+        vented = minute < 10 or minute >= 40
+        t = 2300 if vented else 2300 + (minute - 10) * 190
+        for s in range(60):
+            raws[0] = 100000 + 2 * t + (37 if minute >= 40 else 0) + (s % 3) - 1
+            rec.add(t, 101325 if vented else 1000, raws, valid)
+    fit = rec.fit()
+    assert fit[0]["zero_return_counts"] == 37
+    assert fit[0]["points_vented"] == 20

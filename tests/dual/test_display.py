@@ -193,7 +193,7 @@ def screens():
     for name in ("gb-2026", "tcsae-434-2025"):
         out.append(("idle-" + name, lambda s, m=methods.preset(name): s.draw_idle(m)))
     for n in (1, 2, 3, 4):
-        for ph in (app.PH_PRECHECK, app.PH_TARE, app.PH_PUMPDOWN, app.PH_HEATUP, app.PH_SOAK, app.PH_COOLDOWN,
+        for ph in (app.PH_PRECHECK, app.PH_TARE, app.PH_PREHEAT, app.PH_PUMPDOWN, app.PH_HEATUP, app.PH_SOAK, app.PH_COOLDOWN,
                    app.PH_VENT, app.PH_FINAL_WEIGH):
             out.append(("status-%d-%s" % (n, app.PHASE_NAMES[ph]), lambda s, n=n, ph=ph: s.draw_status(_status(n, ph))))
     out.append(("status-blank", lambda s: s.draw_status(_blank_status())))
@@ -518,11 +518,40 @@ def test_status_screen():
     assert same_region(fb, fb2, 0, 0, 128, 9)
     # before the soak: time to go; weighing: each window's state
     c = controller(1, app.PH_INITIAL_WEIGH)
+    display.Screen(fb).draw_status(c)
+    assert decode(fb, 0, 53, 1, 1, 12) == "weigh settle"      # creep: settle_s before the m0 window
+    c._weighing = 1
     c.windows[0].state = 2
     display.Screen(fb).draw_status(c)
     assert decode(fb, 0, 39, 1, 1, 16) == "soak 6:00 to go "
     assert decode(fb, 0, 53, 1, 1, 12) == "weigh STABLE"
     assert decode(fb, 1, 1, 1, 1, 8) == "????????"      # black on white: the title bar
+
+
+def test_preheat_status_screen():
+    # heat_in "air": PRE-HEAT in the title, the cell's (probe's) temperature while it heats in air, no
+    # live loss yet (the soak has not started)
+    buf, fb = new_fb()
+    buf2, fb2 = new_fb()
+    c = controller(1, app.PH_PREHEAT)
+    c.pump = 0
+    c.in_spec = 0
+    c.soak_in_spec_ms = 0
+    c._probe = object()
+    c.probe_status = C.OK
+    c.probe_c_x100 = 11842
+    display.Screen(fb).draw_status(c)
+    fb2.fill_rect(0, 0, 128, 9, 1)
+    fb2.text("PRE-HEAT", 1, 1, 0)
+    fb2.text("3:25", 128 - 33, 1, 0)
+    assert same_region(fb, fb2, 0, 0, 128, 9)
+    assert decode(fb, 0, 39, 1, 1, 11) == "cell 118.4C"
+    assert decode(fb, 0, 53, 1, 1, 13) == "live loss -- "
+    assert decode(fb, 112, 12, 1, 1, 2) == "SP"
+    # no probe: the soak still to go
+    c._probe = None
+    display.Screen(fb).draw_status(c)
+    assert decode(fb, 0, 39, 1, 1, 16) == "soak 6:00 to go "
 
 
 def test_status_with_sensor_faults_shows_no_number():

@@ -100,7 +100,7 @@ def _autostart(name, cfg, events, fresh=True):
 
 
 def test_default_config_waits_for_start_then_arms_the_watchdog():
-    p, b, said, shown, d = _autostart("def", None, [C.EV_NONE, C.EV_YES, C.EV_NONE, C.EV_START])
+    p, b, said, shown, d = _autostart("def", None, [C.EV_NONE, C.EV_STOP, C.EV_NONE, C.EV_START])
     assert p is not None and p.board is b
     assert p.method["name"] == "gb-2026" and p.method["limit_ppm"] == 5000
     assert shown == ["gb-2026"]
@@ -157,7 +157,22 @@ def test_blank_fit_is_stored_after_a_blank_run_and_used_next_time():
     assert p2.blank == fit
     h = p.header("fake-0001", fit)
     assert h["run_id"] == "fake-0001" and h["board"] == "fake" and h["method"] is m
-    assert h["calibration"] == {"counts_per_g": plan.DEFAULT_COUNTS_PER_G, "span": "config", "blank": fit}
+    used1 = [dict(ch, runs_used=1) for ch in fit]
+    assert h["calibration"] == {"counts_per_g": plan.DEFAULT_COUNTS_PER_G, "span": "config", "blank": used1}
+    # the stored fit counts the tests that used it (for the method's blank_max_runs), without an
+    # audit entry (a use is not a change of the fit)
+    assert plan.load_blank(2, path) == used1
+    n_trail = len(open(d + "/calib/audit.jsonl").read().splitlines())
+    h = p.header("fake-0002", used1)
+    assert [ch["runs_used"] for ch in h["calibration"]["blank"]] == [2, 2]
+    assert [ch["runs_used"] for ch in plan.load_blank(2, path)] == [2, 2]
+    assert len(open(d + "/calib/audit.jsonl").read().splitlines()) == n_trail
+    assert h["cal"]["source"] == "default" and h["cal"]["channels"][0]["counts_per_g"] == plan.DEFAULT_COUNTS_PER_G
+    r = h["records"]
+    assert r["operator"] == "" and r["operator_source"] == "none" and r["cells"] == ["cell-1", "cell-2"]
+    assert r["clock"] == {"source": "none", "start_s": None} and r["ambient"] is None
+    assert r["lab"]["vacuum_pa"] == m["vacuum_pa"] and r["lab"]["tolerance_c_x100"] == m["tol_c_x100"]
+    assert "chamber-timed" in r["lab"]["soak_start"]
 
 
 class _Sensor:
@@ -419,14 +434,16 @@ def test_config_and_blank_written_during_a_run_change_nothing_of_it():
                    ("calib.blank", audit.blank_summary(F), audit.blank_summary(fit), "device")]
     assert plan.load_blank(p.n_cells, d + "/calib/blank.json") == fit      # the blank run's fit is stored
     # during the test: the files change again; the running test does not
-    stable = [w._lim2 for w in c.windows]  # from counts_per_g at START
+    # the weighing limits come from the span at START (the tare rule: 2 g in counts)
+    stable = [c._weigh_limits(i, -1) for i in range(c.n)]
     _write(d + "/config.json", {"method": {"base": "gb-2026", "soak_s": 60}, "counts_per_g": 1})
     plan.forget_blank(d + "/calib/blank.json")
     for _ in range(40):
         assert s.advance(50) >= 0
     assert s.ctrl is c and c.m is m and m["soak_s"] == 300 and c.blank is fit and s.blank_fit is fit
     assert p.method is m and p.counts_per_g == cpg and p.blank is fit
-    assert [w._lim2 for w in c.windows] == stable
+    assert [c._weigh_limits(i, -1) for i in range(c.n)] == stable
+    assert [ch["counts_per_g"] for ch in c.cal["channels"]] == [cpg] * c.n
     assert _log_header(s.path) == h
     s.close()
 
@@ -437,10 +454,11 @@ def test_a_resumed_run_takes_method_and_calibration_from_its_header():
     from sim.board import SimBoard
     p, d, said = _sim("resume", {"method": M1, "blank_run": False}, FIT, rtc=True)
     cpg = p.counts_per_g
-    F = FIT[:p.n_cells]
+    F = [dict(ch, runs_used=1) for ch in FIT[:p.n_cells]]     # this test is the fit's first use
     s = main.Session(p, link.RxRing(16), _tx, runs_dir=d + "/runs", check_space=False)
     assert s.stage == 1 and s.blank_fit == F
-    while s.ctrl.phase != 7 or s.ctrl.soak_total_ms < 60000:
+    # a minute into SOAK (heat_in "air": the soak time already holds the pump-down's credit)
+    while s.ctrl.phase != 7 or s.ctrl._phase_ms() < 60000:
         assert s.advance(1) == 1
     # the power goes; meanwhile someone edits the files
     p.board.power_on_state()
@@ -482,3 +500,157 @@ def test_a_resumed_run_takes_method_and_calibration_from_its_header():
     assert plan.resume_plan(bm, {"method": "nope"}, d + "/config.json", d + "/calib/blank.json", said.append) is None
     assert plan.resume_plan(bm, {"method": "gb-2026", "calibration": {}}, d + "/config.json",
                             d + "/calib/blank.json", said.append) is None
+
+
+class _Tech:
+    """A technician at the bench: reads each prompt (the plan's say()), puts what it asks for on
+    the pan (off by `extra_g` on channel `bad_ch`) and presses START; `script`: button events to
+    press first (at the idle screen)."""
+
+    def __init__(self, bench, script, extra_g=0.0, bad_ch=-1):
+        self.bench = bench
+        self.events = list(script)
+        self.extra_g = extra_g
+        self.bad_ch = bad_ch
+        self.said = []
+
+    def poll(self):
+        ev = self.events.pop(0) if self.events else C.EV_NONE
+        if ev is None:
+            raise KeyboardInterrupt     # Ctrl-C at the idle screen
+        return ev
+
+    def say(self, msg):
+        self.said.append(msg)
+        if not msg.startswith("CALIBRATION / "):
+            if msg.startswith("RESULT / "):
+                self.events.append(C.EV_STOP)       # any button: back to the menu
+                self.events.append(C.EV_STOP)       # leave the menu
+                self.events.append(None)            # then Ctrl-C at the idle screen
+            return
+        prompt = msg.split(" / ")[1]
+        ch = int(prompt.split(":")[0].split(" ")[-1]) - 1
+        if "empty the pan" in prompt:
+            self.bench.remove_mass(ch)
+        else:
+            g = float(prompt.split("(")[1].split(" g")[0]) if "(" in prompt else float(prompt.split("put ")[1].split(" g")[0])
+            self.bench.place_mass(ch, g + (self.extra_g if ch == self.bad_ch else 0.0))
+        self.events.append(C.EV_START)
+
+
+def _start_sim(name, cfg, script, extra_g=0.0, bad_ch=-1, setup=None):
+    import calstore
+    from sim.model import Bench
+    from sim.board import SimBoard
+    d = _dir(name)
+    bench = Bench({"seed": 7, "blank_run": True, "cells": [{}, {}]})
+    tech = _Tech(bench, script, extra_g, bad_ch)
+
+    class Mod:
+        DEFAULTS = {"wdt_ms": 8000}
+        board = None
+
+        def make_board(self, bcfg):
+            b = SimBoard(bench)
+            b.operator = tech
+            b.deinit = lambda: None
+            Mod.board = b
+            return b
+    cfg = dict(cfg)
+    cfg["counts_per_g"] = int(bench.lc_counts_per_g + 0.5)
+    _write(d + "/config.json", cfg)
+    if setup is not None:
+        setup(d + "/calib", calstore)
+    p = plan.autostart(Mod(), config_path=d + "/config.json", blank_path=d + "/calib/blank.json",
+                       say=tech.say, show=lambda b, m: None)
+    return p, Mod.board, tech, d
+
+
+def _cw(dcal, CS):
+    CS.set_check_weight(50000000, 20000, "CW-01", d=dcal)
+
+
+def test_check_weight_at_start_passes_and_goes_into_the_records():
+    p, b, tech, d = _start_sim("cwok", {"operator": "cfg-op"}, [C.EV_START], setup=_cw)
+    assert p is not None and p.check_result["ok"] is True and len(p.check_result["results"]) == 2
+    import calstore
+    h = calstore.history(d + "/calib")
+    assert [e["ok"] for e in h] == [True, True]
+    r = p.records()
+    assert r["check_weight"]["ok"] is True and r["operator"] == "cfg-op" and r["operator_source"] == "config"
+
+
+def test_check_weight_out_of_tolerance_does_not_start_the_run():
+    import calstore
+    p, b, tech, d = _start_sim("cwbad", {}, [C.EV_START], extra_g=0.05, bad_ch=1, setup=_cw)
+    assert p is None
+    assert [e["ok"] for e in calstore.history(d + "/calib")] == [True, False]
+    assert "NOT STARTED" in tech.said[-1] and "ch 2: check weight off by +4" in tech.said[-1] and "tolerance 20.0 mg" in tech.said[-1]
+    assert b.bench.heater_duty_ppm == 0 and b.bench.pump_on == 0
+    tr = [json.loads(x) for x in open(d + "/calib/audit.jsonl").read().splitlines()]
+    assert tr[-1]["what"] == "calib.check.last" and tr[-1]["new"]["ok"] is False
+
+
+def test_no_check_weight_stored_is_recorded_as_skipped():
+    p, b, tech, d = _start_sim("cwnone", {}, [C.EV_START])
+    assert p is not None and p.check_result["ok"] is None and "no check weight" in p.check_result["skipped"]
+
+
+def test_span_calibration_from_the_idle_menu():
+    import calstore
+    # YES: menu; NO: "span ch 1"; START: run it (the technician follows the prompts); then STOP
+    p, b, tech, d = _start_sim("menu", {"span_refs_mg": [100000, 50000], "check_weight": False},
+                               [C.EV_YES, C.EV_NO, C.EV_START])
+    # the menu closed (STOP) and the idle screen was back (left with Ctrl-C: no plan)
+    assert p is None and tech.said[-1].startswith("interrupted")
+    sp = calstore.load(2, 1, d + "/calib")["channels"][0]
+    assert abs(sp["counts_per_g"] - 20968) <= 5 and sp["cal_id"] == "buttons" and sp["lin_ref_ug"] == 50000000
+    assert any("counts/g stored" in m for m in tech.said)
+
+
+def test_start_data_from_the_host_sets_operator_cells_and_time():
+    def setup(dcal, CS):
+        pass
+    import calstore  # noqa: F401
+    d = _dir("startj")
+    _write(d + "/start.json", {"operator": "op-7", "cells": ["SN-A", "SN-B"], "host_time_s": 1700000000,
+                               "ticks_ms": 0})
+    st = plan.load_start(d + "/start.json", 5000, lambda a, b: a - b)
+    assert st == {"operator": "op-7", "cells": ["SN-A", "SN-B"], "host_time_s": 1700000005, "age_s": 5}
+    # written at a later tick than now: the board was reset since, the time is not trusted
+    assert "host_time_s" not in plan.load_start(d + "/start.json", -10, lambda a, b: a - b)
+    assert plan.load_start(d + "/nothing.json", 0, lambda a, b: a - b) == {}
+
+
+def test_host_start_data_goes_into_the_records_at_start():
+    import calstore  # noqa: F401
+    from sim.model import Bench
+    from sim.board import SimBoard
+    d = _dir("hostrec")
+    bench = Bench({"seed": 7, "blank_run": True, "cells": [{}, {}]})
+    bench.advance(10000)
+    # written by `ovenctl prepare` 4 s before START (the board's ticks then: 6000 ms)
+    _write(d + "/start.json", {"operator": "op-7", "cells": ["SN-A", "SN-B"], "host_time_s": 1764806400,
+                               "ticks_ms": 6000})
+    _write(d + "/config.json", {"operator": "cfg-op", "check_weight": False, "lab": {"sample_prep": "as received"}})
+
+    class Mod:
+        DEFAULTS = {"wdt_ms": 0}
+
+        def make_board(self, bcfg):
+            b = SimBoard(bench)
+            b.operator = Op([C.EV_START])
+            return b
+    p = plan.autostart(Mod(), config_path=d + "/config.json", blank_path=d + "/calib/blank.json",
+                       say=lambda m: None, show=lambda b, m: None)
+    assert p is not None and "start.json" not in os.listdir(d)        # consumed at START
+    bench.advance(3600000)                                              # a blank run later
+    r = p.records()
+    assert r["operator"] == "op-7" and r["operator_source"] == "host"
+    assert r["cells"] == ["SN-A", "SN-B"] and r["cells_source"] == "host" and p.cells == ["SN-A", "SN-B"]
+    assert r["clock"]["source"] == "host" and r["clock"]["start_s"] == 1764806404
+    assert r["clock"]["test_s"] == 1764806404 + 3600 and r["clock"]["set_age_s"] == 4
+    assert r["check_weight"] == {"ok": None, "skipped": "config check_weight: false"}
+    assert r["lab"]["statements"] == {"sample_prep": "as received"}
+    h = p.header("sim-0001", None)
+    assert h["records"]["operator"] == "op-7" and h["cells"] == ["SN-A", "SN-B"]

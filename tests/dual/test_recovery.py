@@ -319,7 +319,8 @@ def test_power_cut_in_soak_then_resume_to_the_end():
     plan = SimPlan(scn)
     plan.board = SimBoard(plan.bench, rtc=True)
     s = main.Session(plan, link.RxRing(16), _tx, runs_dir=d, check_space=False)
-    while s.ctrl.phase != 7 or s.ctrl.soak_total_ms < 60000:
+    # a minute into SOAK (heat_in "air": the soak time already holds the pump-down's credit)
+    while s.ctrl.phase != 7 or s.ctrl._phase_ms() < 60000:
         assert s.advance(1) == 1
     cut_t = s.ctrl.t_s()
     plan.board.power_on_state()
@@ -343,3 +344,77 @@ def test_power_cut_in_soak_then_resume_to_the_end():
     c = s2.ctrl
     assert c.soak_in_spec_ms >= 300000 and c.t_s() > cut_t
     os.remove(path)
+
+
+def test_scan_keeps_the_no_pass_reasons():
+    # reasons logged before a power cut (E_NO_PASS: a = reason, b = cell or -1) survive the scan, so a
+    # resumed run still cannot PASS (app.Controller.resume)
+    f = Sink()
+    log = RunLog(2)
+    log.open("x", {"run_id": "t-0002", "method": _method(), "cells": ["c1", "c2"]}, opener=lambda p, m: f)
+    log.event(1000, C.E_NO_PASS, C.NP_CHAMBER_TIMED, -1)
+    log.event(2000, C.E_NO_PASS, C.NP_LC_TEMP, 1)
+    for t in range(1, 31):
+        log.sample(t, 7, C.SF_IN_SPEC, SP, 2400, 900, 480, array("i", [1, 2]))
+        log.poll(t)
+    log.poll(1030)
+    st = _scan(bytes(f.data))
+    assert st.no_pass == [(C.NP_CHAMBER_TIMED, -1), (C.NP_LC_TEMP, 1)]
+
+
+def _write_heat_air_log(n_pre=10, n_pump=0, n_credit=0, n_soak=0):
+    """heat_in "air": m0, then PREHEAT (15) samples, PUMPDOWN samples without and with IN_SPEC (the soak
+    credit at the vacuum level), then SOAK samples."""
+    f = Sink()
+    log = RunLog(1)
+    log.open("x", {"run_id": "t-0002", "method": _method(), "cells": ["c1"],
+                   "calibration": {"counts_per_g": 20972, "blank": None}, "rtc_start_s": 1000},
+             opener=lambda p, m: f)
+    raw = array("i", [500000])
+    t = 0
+    log.event(0, C.E_PHASE, 1, 0)
+    for _ in range(5):
+        t += 1
+        log.sample(t, 2, 0, 2300, 2300, 101000, 0, raw)
+    log.weigh(0, runlog.W_TARE, t * 1000, 2300, [100000, 100010, 99990, 100004])
+    log.weigh(0, runlog.W_M0, t * 1000, 2310, [600000, 600012, 599994])
+    log.event(t * 1000, C.E_PHASE, 15, 4)
+    for _ in range(n_pre):
+        t += 1
+        log.sample(t, 15, C.SF_HEATER, SP - 300, 2400, 101000, 480, raw)
+        log.poll(t)
+    if n_pump or n_credit:
+        log.event(t * 1000, C.E_PREHEAT_DONE, SP, SP)
+        log.event(t * 1000, C.E_PHASE, 5, 15)
+    for k in range(n_pump + n_credit):
+        t += 1
+        log.sample(t, 5, C.SF_PUMP | (C.SF_IN_SPEC if k >= n_pump else 0), SP, 2400,
+                   20000 if k < n_pump else 4000, 480, raw)
+        log.poll(t)
+    if n_soak:
+        log.event(t * 1000, C.E_PHASE, 7, 5)
+    for _ in range(n_soak):
+        t += 1
+        log.sample(t, 7, C.SF_IN_SPEC, SP, 2400, 900, 480, raw)
+        log.poll(t)
+    log.poll(t + 1000)
+    return bytes(f.data)
+
+
+def test_a_cut_in_preheat_is_not_soak_and_closes_interrupted():
+    st = _scan(_write_heat_air_log(n_pre=50))
+    assert st.last_phase == 15 and st.phases[-1][0] == "PREHEAT"
+    m = R.method_of(st)
+    assert R.decide(st, m, True, 1000 + st.last_t + 5, True, SP, True, 900)[0] == R.R_NOT_SOAK
+    v = R.verdict_record(st, m)
+    assert v["verdict"] == "INVALID" and v["invalid"] == C.F_INTERRUPTED
+    assert v["soak_in_spec_s"] == 0 and v["soak_total_s"] == 0
+
+
+def test_the_soak_credit_counts_in_the_recovered_soak_time():
+    # 30 pump-down seconds above the vacuum level (not soak), 40 at it (IN_SPEC: soak), 25 SOAK seconds
+    st = _scan(_write_heat_air_log(n_pre=20, n_pump=30, n_credit=40, n_soak=25))
+    assert st.last_phase == 7
+    assert st.soak_in == 65 and st.soak_n == 65
+    v = R.verdict_record(st, R.method_of(st))
+    assert v["soak_in_spec_s"] == 65 and v["soak_total_s"] == 65

@@ -227,7 +227,8 @@ def test_pressure_transducer_map():
 
 
 def test_buoyancy_in_air_and_under_vacuum():
-    scn = {"ambient_c": 20.0, "load_cell": {"noise_counts_rms": 0.0, "zero_drift_counts_per_c": 0.0}}
+    scn = {"ambient_c": 20.0, "load_cell": {"noise_counts_rms": 0.0, "zero_drift_counts_per_c": 0.0,
+                                            "span_tc_ppm_per_c": 0.0, "creep_ppm": 0.0}}
     b = _bench(**scn)
     assert abs(b.air_density_mg_cm3() - 1.204) < 0.005
     cpg = 4194304.0 / 200.0
@@ -271,7 +272,7 @@ def test_loadcell_rate_and_noise_rms():
 
 
 def test_loadcell_thermal_drift_and_lc_temperature():
-    b = _bench(load_cell={"noise_counts_rms": 0.0})
+    b = _bench(load_cell={"noise_counts_rms": 0.0, "span_tc_ppm_per_c": 0.0, "creep_ppm": 0.0})
     e0 = b.loadcell_expected_counts(0)
     b.preset(chamber_c=120.0)
     _hold(b, 120.0)
@@ -389,7 +390,7 @@ def test_unknown_fault_kind_and_all_kinds_accepted():
         assert "heater_on_fire" in str(e)
     for k in FAULT_KINDS:
         b.add_fault(k, 100, 10)
-    assert len(FAULT_KINDS) == 7
+    assert len(FAULT_KINDS) == 8
 
 
 def test_ambient_ramp():
@@ -422,3 +423,230 @@ def test_blank_run_operator_and_loading():
     _hold(b, 120.0)
     b.advance(600000)
     assert b.cell_c(0) == 23.0 and b.true_loss_ppm(0) == 0.0
+
+
+def test_place_and_remove_reference_mass():
+    # a steel reference mass adds to whatever is on the pan, less its own (small) buoyancy
+    b = _bench(blank_run=True, cells=[{}, {"mass_g": 10.0}],
+               load_cell={"noise_counts_rms": 0.0, "creep_ppm": 0.0, "span_tc_ppm_per_c": 0.0})
+    from sim.model import STEEL_G_PER_CM3
+    cpg = b.lc_counts_per_g
+    e0 = b.loadcell_expected_counts(0)
+    e1 = b.loadcell_expected_counts(1)
+    b.place_mass(0, 100.0)
+    rho = b.air_density_mg_cm3() * 1e-3
+    assert abs(b.loadcell_expected_counts(0) - e0 - (100.0 - rho * 100.0 / STEEL_G_PER_CM3) * cpg) < 0.01
+    assert b.loadcell_expected_counts(1) == e1           # the other pan is untouched
+    assert b.placed_mass_g(0) == 100.0
+    # on top of a loaded cell too; load_cells still works with a mass placed
+    b.load_cells(1)
+    full = b.loadcell_expected_counts(0)
+    b.remove_mass(0)
+    assert abs(full - b.loadcell_expected_counts(0) - (100.0 - rho * 100.0 / STEEL_G_PER_CM3) * cpg) < 0.01
+    b.load_cells(0)
+    assert abs(b.loadcell_expected_counts(0) - e0) < 1e-6
+    # the raw reading (noise 0) follows
+    b.place_mass(1, 50.0)
+    b.advance(200)
+    assert abs(b.loadcell_raw(1) - b.loadcell_expected_counts(1)) <= 0.5
+    for bad in ((2, 1.0), (-1, 1.0), (0, -1.0)):
+        try:
+            b.place_mass(*bad)
+        except ValueError:
+            pass
+        else:
+            assert False, bad
+
+
+def test_probe_lags_like_a_cell_of_its_size_in_every_run():
+    # the dummy cell defaults to the first cell: same lag; it heats in a blank run too
+    for blank in (False, True):
+        b = _bench(blank_run=blank, cells=[{"volatile_g": 0.5}])
+        b.preset(pressure_pa=PUMP_ULT_PA, chamber_c=120.0, cell_c=23.0)
+        b.pump_on = 1
+        _hold(b, 120.0)
+        b.advance(1200000)
+        assert 50.0 < b.probe_c < 90.0
+        if not blank:
+            assert abs(b.probe_c - b.cell_c(0)) < 1e-9
+        else:
+            assert b.cell_c(0) == 23.0       # the cells are outside; the probe is not
+    # a bigger dummy cell lags more; a small one less
+    temps = []
+    for pc in ({"mass_g": 10.0, "volume_cm3": 4.0}, {"mass_g": 45.0, "volume_cm3": 16.5},
+               {"mass_g": 400.0, "volume_cm3": 160.0}):
+        b = _bench(probe_cell=pc)
+        b.preset(pressure_pa=PUMP_ULT_PA, chamber_c=120.0, cell_c=23.0)
+        b.pump_on = 1
+        _hold(b, 120.0)
+        b.advance(1200000)
+        temps.append(b.probe_c)
+    assert temps[0] > temps[1] > temps[2]
+
+
+def test_probe_frame_noise_quantisation_and_open_fault():
+    b = _bench()
+    assert b.probe_fitted
+    b.preset(chamber_c=100.0)
+    xs = []
+    for _ in range(400):
+        b.advance(1000)
+        t, cj, fault, bits = _decode_tc(b.probe_frame())
+        assert fault == 0 and bits == 0 and cj == 23.0
+        assert t * 4.0 == int(t * 4.0)          # 0.25 degC steps
+        xs.append(t - b.probe_c)
+    mean = sum(xs) / len(xs)
+    assert abs(mean) < 0.05
+    assert 0.08 < _rms(xs) < 0.2                  # 0.1 degC noise + quantisation (0.072)
+    # its own noise stream: reading the probe does not change the chamber thermocouple's noise
+    a = _bench()
+    c = _bench()
+    for _ in range(10):
+        c.probe_frame()
+    assert [a.tc_frame() for _ in range(20)] == [c.tc_frame() for _ in range(20)]
+    b.add_fault("probe_open", b.t_ms / 1000, 5)
+    t, cj, fault, bits = _decode_tc(b.probe_frame())
+    assert fault and bits == TC_OC_BIT and t == 0.0
+    assert b.fault_active("probe_open")
+    assert _decode_tc(b.tc_frame())[2] == 0       # the chamber thermocouple is not affected
+    b.advance(6000)
+    assert _decode_tc(b.probe_frame())[2] == 0
+    assert not _bench(probe=False).probe_fitted
+
+
+def _gb():
+    return {"setpoint_c_x100": 12000, "vacuum_pa": 10000, "soak_s": 21600}
+
+
+def test_method_loss_ppm_against_numeric_integration():
+    # independent: integrate dv/dt = -v * f(p) * 2^((T - 120)/10) / tau with RK4, from the
+    # documented law (docs/SCENARIO.md), at T = setpoint and p = 35 % of the vacuum limit
+    cases = [({"mass_g": 45.0, "volatile_g": 0.8268, "evap_tau_min": 1000.0}, _gb()),
+             ({"mass_g": 2.0, "volume_cm3": 1.0, "volatile_g": 0.05, "evap_tau_min": 5.0}, _gb()),
+             ({"mass_g": 2000.0, "volume_cm3": 800.0, "volatile_g": 30.0, "evap_tau_min": 20000.0},
+              {"setpoint_c_x100": 11000, "vacuum_pa": 50000, "soak_s": 7200})]
+    for cell, m in cases:
+        b = _bench(cells=[cell])
+        t_c = m["setpoint_c_x100"] / 100.0
+        p = 0.35 * m["vacuum_pa"]
+        k = (1.0 - 0.95 * p / 101325.0) * 2.0 ** ((t_c - 120.0) / 10.0) / (cell["evap_tau_min"] * 60.0)
+        v = cell["volatile_g"]
+        h = 10.0
+        for _ in range(int(m["soak_s"] / h)):
+            k1 = -k * v
+            k2 = -k * (v + 0.5 * h * k1)
+            k3 = -k * (v + 0.5 * h * k2)
+            k4 = -k * (v + h * k3)
+            v += h * (k1 + 2 * k2 + 2 * k3 + k4) / 6.0
+        want = (cell["volatile_g"] - v) / cell["mass_g"] * 1e6
+        got = b.method_loss_ppm(0, m)
+        assert abs(got - want) < 1e-6 * want + 1e-9, (got, want)
+    # the example: a slow cell the chamber-timed soak under-bakes exceeds the limit
+    b = _bench(cells=[{"mass_g": 45.0, "volatile_g": 0.8268, "evap_tau_min": 1000.0}])
+    assert b.method_loss_ppm(0, _gb()) > 5000
+    # agrees with the model itself held at those conditions
+    b.preset(chamber_c=120.0, pressure_pa=3500.0)
+    b.leak_pa_s = 0.0
+    b._leak_now_pa_s = 0.0
+    _hold(b, 120.0)
+    b.advance(21600 * 1000)
+    assert abs(b.true_loss_ppm(0) - b.method_loss_ppm(0, _gb())) < 0.5
+
+
+def test_cell_masses_and_load_cell_capacities_give_sane_counts():
+    # 2 kg on a 5 kg load cell and 2 g on a 100 g one: in the 24-bit range, resolving the cell
+    for cap, cell in ((5000.0, {"mass_g": 2000.0, "volume_cm3": 800.0}),
+                      (100.0, {"mass_g": 2.0, "volume_cm3": 1.0}),
+                      (200.0, {"mass_g": 45.0})):
+        b = _bench(blank_run=True, cells=[cell], load_cell={"capacity_g": cap, "noise_counts_rms": 30.0})
+        empty = sum(_read_lc(b, 0, 50)) / 50.0
+        b.load_cells(1)
+        full = _read_lc(b, 0, 50)
+        assert max(full) < LC_RAIL_HI and min(full) > 0
+        net_g = (sum(full) / 50.0 - empty) / b.lc_counts_per_g
+        assert abs(net_g - cell["mass_g"]) < 0.002 * cell["mass_g"] + 0.001
+        # 30 counts rms is 0.7 mg on 100 g, 36 mg on 5 kg: a 64-sample window mean (/8) is within
+        # 1 % of what a 0.5 % limit allows the cell
+        assert 30.0 / b.lc_counts_per_g / 8.0 < 0.01 * 0.005 * cell["mass_g"]
+
+
+def test_probe_goes_in_with_the_cells():
+    # warm from a blank run, the dummy cell restarts at ambient when the cells are loaded (it goes in
+    # with them): it must not lead them into the soak
+    b = _bench(blank_run=True)
+    b.preset(chamber_c=60.0)
+    b.advance(1000)                       # the cells are outside (ambient), the probe in the oven
+    assert b.probe_c > 59.0 and b.cell_c(0) == 23.0
+    b.load_cells(1)
+    assert b.probe_c == 23.0 == b.cell_c(0)
+    b.load_cells(1)                       # already loaded: nothing restarts
+    b.preset(cell_c=50.0)
+    b.load_cells(1)
+    assert b.probe_c == 50.0
+
+
+def _lc_quiet(**lc):
+    d = {"noise_counts_rms": 0.0, "zero_drift_counts_per_c": 0.0}
+    for k in lc:
+        d[k] = lc[k]
+    return _bench(blank_run=True, cells=[{"volatile_g": 0.0}], load_cell=d)
+
+
+def test_loadcell_creep_after_loading_and_recovery():
+    b = _lc_quiet(creep_ppm=250.0, creep_tau_s=300.0, span_tc_ppm_per_c=0.0)
+    cpg = b.lc_counts_per_g
+    e0 = b.loadcell_expected_counts(0)              # settled with the empty pan
+    b.load_cells(1)
+    dl = b.loadcell_load_g(0) - (e0 - b.lc_zero_offset_counts[0]) / cpg / (1 + 250e-6)
+    full = b.loadcell_expected_counts(0)
+    # at the instant of loading: the elastic step only (load x (1 + creep) for the pan alone)
+    assert abs((full - e0) / cpg - dl) < 1e-6
+    got = []
+    for k in range(1, 1801):        # read once a second, as the controller does
+        b.advance(1000)
+        x = b.loadcell_expected_counts(0)
+        if k in (25, 300, 900, 1800):
+            got.append((x - full) / cpg)
+    creep_g = 250e-6 * dl
+    for t_s, g in zip((25, 300, 900, 1800), got):
+        want = creep_g * (1.0 - exp(-t_s / 300.0))
+        assert abs(g - want) < 1e-3 * creep_g, (t_s, g, want)
+    # 45 g read 25 s after loading: 10.4 mg of creep still to come
+    assert abs((creep_g - got[0]) * 1000 - 10.34) < 0.05
+    # unloading: the reading first drops by the elastic part, then recovers the creep
+    b.load_cells(0)
+    u0 = b.loadcell_expected_counts(0)
+    b.advance(1500000)
+    u1 = b.loadcell_expected_counts(0)
+    assert abs((u0 - u1) / cpg - creep_g * (1.0 - exp(-5.0)) * (1.0 - exp(-1800.0 / 300.0))) < 1e-3 * creep_g
+
+
+def test_loadcell_creep_only_on_demand_of_the_time_not_the_reads():
+    # reading at 10 SPS or once a second gives the same creep (exact exponential steps)
+    a = _lc_quiet(creep_ppm=245.0)
+    c = _lc_quiet(creep_ppm=245.0)
+    for b in (a, c):
+        b.loadcell_expected_counts(0)
+        b.load_cells(1)
+    for _ in range(120):
+        a.advance(1000)
+        a.loadcell_expected_counts(0)
+        for _ in range(10):
+            c.advance(100)
+            c.loadcell_expected_counts(0)
+    assert abs(a.loadcell_expected_counts(0) - c.loadcell_expected_counts(0)) < 1e-6
+
+
+def test_loadcell_span_temperature_coefficient():
+    b = _lc_quiet(creep_ppm=0.0, span_tc_ppm_per_c=12.0)
+    b.load_cells(1)
+    cpg = b.lc_counts_per_g
+    z = b.lc_zero_offset_counts[0]
+    e23 = b.loadcell_expected_counts(0)
+    b.preset(lc_c=23.0 + 8.7)
+    e31 = b.loadcell_expected_counts(0)
+    load = b.loadcell_load_g(0)
+    assert abs((e31 - z) / (e23 - z) - (1.0 + 12e-6 * 8.7)) < 1e-12
+    # the 45 g cell alone: 4.7 mg more at +8.7 degC (the pan's share is in the tare)
+    assert abs((e31 - e23) / cpg - load * 12e-6 * 8.7) < 1e-9
+    assert 4.6 < 45.0 * 12e-6 * 8.7 * 1000 < 4.8

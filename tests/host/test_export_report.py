@@ -145,7 +145,8 @@ def test_report_html_and_pdf(logs, tmp_path, capsys):
     assert all(s.startswith("data:") for s in re.findall(r'src="([^"]*)"', h))
     # identity, method, calibration, verdict block
     for s in ("sim-3", "gb-2026", read_log(lg["data"]).header["fw_version"], "counts/°C", "Overall verdict: FAIL", "CONSISTENT",
-              "guarded acceptance", "≤ 0.50 %", "1.67 %", "0.08 %", "visible leakage", "cell-1", "cell-2"):
+              "guarded acceptance", "≤ 0.50 %", "1.66 %", "0.08 %",
+              "heated in air to 0.50 °C of the setpoint", "cooled vented from the soak", "visible leakage", "cell-1", "cell-2"):
         assert s in h, s
     dev = read_log(lg["data"]).verdict
     for c in dev["cells"]:
@@ -228,3 +229,30 @@ def test_bad_input_every_command(logs, tmp_path, capsys):
         cli.main(["export", good])
     assert e.value.code == 2
     capsys.readouterr()
+
+
+def test_report_uncertainty_table_and_no_pass(logs, tmp_path, capsys):
+    """The report's uncertainty table per cell (every contribution in mg and ppm of m0, combined and
+    expanded U as in the device's budget) and the no-PASS reasons of a cell."""
+    lg = logs["pass"]
+    log = read_log(lg["data"])
+    b = log.verdict["cells"][0]["budget"]
+    rep = cmd_report.build(log, lg["path"])
+    rows = cmd_report.budget_rows(rep["cells"][0]["budget"])
+    assert [r[0] for r in rows[:8]] == [verify.BUDGET_TERM_TEXT[k][0] for k in verify.BUDGET_TERMS]
+    for r, k in zip(rows, verify.BUDGET_TERMS):
+        assert r[3] == "%.3f" % (b["terms_ug"][k] / 1000)
+        assert r[4] == "%.1f" % (b["terms_ug"][k] * 1e6 / b["m0_ug"])
+    assert rows[-1][3:] == ("%.3f" % (b["U_ug"] / 1000), "%d" % b["U_ppm"]) and b["U_ppm"] == log.verdict["cells"][0]["u_ppm"]
+    out = tmp_path / "r.html"
+    rc, _, _ = run_cli(["report", lg["path"], "--out", str(out)], capsys)
+    h = out.read_text(encoding="utf-8")
+    assert rc == 0 and "Uncertainty budget" in h and "creep still to come at m0" in h and "guarded acceptance" in h
+    assert "cannot PASS" not in h
+    text = "\n".join(cmd_report.summary_lines(rep))
+    assert "cell 1 uncertainty budget" in text and "expanded uncertainty U" in text
+    # a NO_PASS reason in the log: shown with its meaning
+    log.events.append({"t_ms": 1000, "code": verify.E_NO_PASS, "a": 2, "b": -1, "seq": None, "offset": None})
+    rep = cmd_report.build(log, lg["path"])
+    assert rep["cells"][0]["no_pass"][0] == "NO_BLANK"
+    assert "cell 1 cannot PASS: NO_BLANK (no blank-run drift fit)" in "\n".join(cmd_report.summary_lines(rep))

@@ -28,7 +28,7 @@ def test_esp32_pin_map_has_only_the_documented_warnings():
     mod = pins_check.load(ESP32)
     errs, warns = pins_check.check_module(mod)
     assert errs == []
-    assert _gpios(warns) == [0, 2, 5, 15, 16], warns
+    assert _gpios(warns) == [0, 2, 5, 15, 16, 17], warns
     errs, _ = pins_check.check_module(mod, wifi=True)
     assert errs == []          # the pressure ADC is on ADC1
 
@@ -36,7 +36,7 @@ def test_esp32_pin_map_has_only_the_documented_warnings():
 def test_main_exit_code(capsys):
     assert pins_check.main([]) == 0
     out = capsys.readouterr().out
-    assert "error" not in out and out.count("warning") == 5
+    assert "error" not in out and out.count("warning") == 6
 
 
 def test_conflicts_and_names():
@@ -230,6 +230,7 @@ b.outputs_safe()
 out["after_safe"] = [Pin.ALL[b._g[n]].v for n in ("ssr", "contactor", "pump", "vent", "buzzer")]
 out["tc"] = [b.tc.read(), b.tc.temp_c_x100, b.tc.cj_c_x100]
 out["lc_temp"] = b.lc_temp.read()
+out["probe"] = None if b.probe is None else [b.probe.read(), b.probe.temp_c_x100]
 out["p"] = [b.pressure.read(), b.pressure.pa]
 out["ready"] = [lc.ready() for lc in b.loadcells]
 out["poll"] = b.operator.poll()
@@ -268,7 +269,10 @@ def test_board_on_fake_machine(pkg):
     assert r["tc"] == [0, 12025, 2500] and r["lc_temp"] == 0
     assert r["p"][0] == 0 and abs(r["p"][1] - 10000) < 10
     assert r["ready"] == [False] * mod.N_CELLS
-    assert r["poll"] == 0 and r["poll2"] == 3 and r["waited"] and r["door"] == 0
+    # no door switch on the Pico (its GPIO is the probe's chip select): door_closed() reads 1
+    assert r["poll"] == 0 and r["poll2"] == 3 and r["waited"] and r["door"] == (0 if "door" in g else 1)
+    # the reference probe: a converter of the tc's type on the same bus, its own chip select
+    assert r["probe"] == [0, 12025] and "probe_cs" in g
     assert r["feeds"] == 1 and r["display"] is True
     log = r["log"]
     # the watchdog starts last, after every slow initialisation
@@ -297,5 +301,13 @@ def test_board_options_on_fake_machine():
     assert spi[3] == 1                      # MAX31856: SPI mode 1
     assert r["n_cells"] == 1 and r["ready"] == [False]
     assert r["tc"][0] == 8 and r["lc_temp"] == 8   # fake bus reads zeros: ST_NO_DEVICE
+    assert r["probe"] == [8, 0]              # a MAX31856 too, like the tc
+    r = _smoke("pico", {"probe": None})
+    assert r["probe"] is None
+    r = _smoke("esp32", {"probe": "none", "tc": "max31856", "wdt_ms": 0})
+    assert r["probe"] is None
+    with pytest.raises(Exception) as ei:
+        _smoke("pico", {"tc": "max31856", "probe": "max31855"})
+    assert "board config probe" in str(ei.value)
     r = _smoke("esp32", {"wdt_ms": 0, "n_cells": 1})
     assert not [e for e in r["log"] if e[0] == "wdt"] and r["feeds"] == -1 and r["n_cells"] == 1

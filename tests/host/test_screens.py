@@ -149,11 +149,12 @@ def test_runner_captures_each_screen_in_cpython():
     from ovenctl import sweep
     from ovenctl.scenario import normalize
     from sim import runner
+    from test_verify import with_check_history
     scn = normalize({"seed": 1})
-    res, _ = runner.run_scenario(scn, blank_fit=sweep.BlankCache().get(scn), screens=True)
+    res, _ = with_check_history(runner.run_scenario, scn, blank_fit=sweep.BlankCache().get(scn), screens=True)
     names = [s["name"] for s in res["screens"]]
     assert names[0] == "00-IDLE" and names[-1] == "99-verdict"
-    for want in ("02-TARE", "03-LOAD", "04-INITIAL_WEIGH", "05-PUMPDOWN", "06-HEATUP", "07-SOAK", "08-COOLDOWN",
+    for want in ("02-TARE", "03-LOAD", "04-INITIAL_WEIGH", "15-PREHEAT", "05-PUMPDOWN", "06-HEATUP", "07-SOAK", "08-COOLDOWN",
                  "09-VENT", "10-FINAL_WEIGH", "11-LEAK_CHECK-cell1", "13-DONE"):
         assert want in names
     last = bytes.fromhex(res["screens"][-1]["fb_hex"])
@@ -161,10 +162,24 @@ def test_runner_captures_each_screen_in_cpython():
     assert T.decode(fb, 16, 0, 3, 3, 4) == res["verdict"] == "PASS"
     soak = bytes.fromhex(res["screens"][names.index("07-SOAK")]["fb_hex"])
     fb = framebuf.FrameBuffer(bytearray(soak), 128, 64, framebuf.MONO_VLSB)
-    assert T.decode(fb, 0, 39, 1, 1, 12) == "left 6:00:00"
+    # heat_in "air" (the default): the pump-down's and HEATUP's seconds at the method's conditions are
+    # soak time already when SOAK starts (a few minutes: docs/APP.md "Heating and cooling")
+    left = T.decode(fb, 0, 39, 1, 1, 12)
+    assert left.startswith("left 5:5") and "left 5:50:00" < left < "left 6:00:00"
+    pre = bytes.fromhex(res["screens"][names.index("15-PREHEAT")]["fb_hex"])
+    fb = framebuf.FrameBuffer(bytearray(pre), 128, 64, framebuf.MONO_VLSB)
+    assert T.decode(fb, 0, 39, 1, 1, 5) == "cell "          # the cell's (probe's) temperature while heating in air
     # without screens=True nothing changes in the result
-    res2, _ = runner.run_scenario(scn, blank_fit=sweep.BlankCache().get(scn))
+    res2, _ = with_check_history(runner.run_scenario, scn, blank_fit=sweep.BlankCache().get(scn))
     assert "screens" not in res2
+    # without a check-weight history the cell cannot PASS: INCONCLUSIVE, and the screen says why
+    scn3 = dict(scn, calibration=dict(scn["calibration"], check_history=0))   # no earlier check weighings
+    res3, _ = runner.run_scenario(scn3, blank_fit=sweep.BlankCache().get(scn), screens=True)
+    assert res3["verdict"] == "INCONCLUSIVE"
+    import display
+    sx, sy = display.Screen.fit("INCONCLUSIVE", 128, 3)
+    fb = framebuf.FrameBuffer(bytearray(bytes.fromhex(res3["screens"][-1]["fb_hex"])), 128, 64, framebuf.MONO_VLSB)
+    assert T.decode(fb, 0, 8 * sy + 3 + 18, 1, 1, 13) == "why: NO_CHECK"
 
 
 def test_ovenctl_sim_screens(tmp_path):

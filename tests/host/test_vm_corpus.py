@@ -14,6 +14,7 @@ from vmbridge import ROOT, run_vm
 N_VERDICT = 10000
 N_WINDOW = 300
 N_ROUND = 2000
+N_BUDGET = 2000
 
 
 def _window_result(rng, n, lo, hi):
@@ -59,6 +60,28 @@ def generate(seed=2026):
         den = rng.choice([1, 2, 3, 7, 10, 100, rng.randint(1, 10 ** 12), -rng.randint(1, 10 ** 6)])
         num = rng.randint(-(10 ** 30), 10 ** 30) if i % 2 else den * rng.randint(-1000, 1000) + rng.choice([0, den // 2])
         cases.append(["r", str(num), str(den)])
+    for i in range(N_BUDGET):
+        z = _window_result(rng, rng.randint(2, 64), -(2 ** 22), 2 ** 22)
+        zmean = z[1] // z[0]
+        n0 = rng.randint(2, 64)
+        a_mean = rng.randint(zmean + 1000, 2 ** 23 - 1)
+        r0 = [n0, a_mean * n0 + rng.randint(0, n0 - 1), rng.randint(0, n0 * n0 * 2047 * 2047)]
+        n1 = rng.randint(2, 64)
+        b_mean = a_mean - (a_mean - zmean) * rng.choice([0, 5000, 10000]) // 10 ** 6 + rng.randint(-500, 500)
+        r1 = [n1, b_mean * n1, rng.randint(0, n1 * n1 * 400)]
+        k = None if rng.random() < 0.2 else [rng.randint(-10 ** 12, 10 ** 12), rng.randint(1, 10 ** 12)]
+        vk = None if k is None else [str(rng.randint(0, 10 ** 32)), str(rng.randint(1, 10 ** 39))]
+        temps = [rng.randint(1500, 4500) for _ in range(3)]
+        lin_ref = rng.choice([0, rng.randint(1, 10 ** 9)])
+        ch = {"counts_per_g": rng.randint(500, 200000), "u_span_ppm": rng.randint(0, 500),
+              "lin_dev_ug": rng.randint(-5000, 5000) if lin_ref else 0, "lin_ref_ug": lin_ref,
+              "span_tc_ppm_per_c": rng.randint(0, 100), "creep_ppm": rng.randint(0, 2000),
+              "creep_tau_s": rng.randint(0, 3600)}
+        chk = None if rng.random() < 0.3 else {"mass_ug": 1, "tol_ug": 1, "u_rep_ug": rng.randint(0, 50000),
+                                              "n": rng.randint(0, 30)}
+        misc = [rng.randint(-3000, 3000), rng.randint(-10, 7200), rng.randint(-5000, 5000), rng.randint(0, 200),
+                rng.choice([5000, 10000])]
+        cases.append(["b", z, r0, r1, k, vk, temps, ch, chk, misc])
     return cases
 
 
@@ -80,7 +103,7 @@ def corpus():
 
 def test_corpus_size(corpus):
     cases, vm, cp = corpus
-    assert len(cases) >= 10000 + N_WINDOW
+    assert len(cases) >= 10000 + N_WINDOW + N_BUDGET
     assert len(vm) == len(cases) == len(cp)
 
 
@@ -107,3 +130,30 @@ def test_verdict_cases_match_fraction_reference(corpus):
         checked += 1
     assert checked == N_VERDICT
     assert outcomes == {"PASS", "FAIL", "INCONCLUSIVE"}
+
+
+def test_budget_cases_match_fraction_reference(corpus):
+    """The VM's budgets (bit-identical to CPython's, above) are the exact definitions'."""
+    from fractions import Fraction as F
+    import budget
+    cases, vm, cp = corpus
+    checked = 0
+    for c, r in zip(cases, vm):
+        if c[0] != "b":
+            continue
+        _, z, r0, r1, k, vk, temps, ch, chk, misc = c
+        ex = []
+        for j, x in enumerate((z, r0, r1)):
+            mean, var = reference.mean_and_var(x[0], int(x[1]), int(x[2]))
+            if k is not None:
+                mean -= F(int(k[0]), int(k[1])) * temps[j]
+            ex.append((mean, var))
+        inp = budget.inputs(ch, chk, *misc)
+        if round((ex[1][0] - ex[0][0]) * 10 ** 6 / ch["counts_per_g"]) <= 0:
+            assert r == "error"
+            continue
+        t, U, m0, loss, uc, Ug = reference.budget(ex[0], ex[1], ex[2], temps[0], temps[1], temps[2],
+                                                  None if vk is None else F(int(vk[0]), int(vk[1])), inp)
+        assert r == [[t[x] for x in budget.TERMS], U, m0, loss, uc, Ug], c
+        checked += 1
+    assert checked > N_BUDGET // 2

@@ -59,10 +59,12 @@ class ResumePlan:
         self.board = SimBoard(bench, rtc=rtc, wdt_ms=wdt_ms)
         self.method = methods.validate(header["method"])
         self.n_cells = bench.n_cells
+        # as plan.resume_plan does: the calibration the run started with, from its log header
+        self.cal = header.get("cal")
 
     def new_controller(self, mode, blank_fit, log):
         return app.Controller(self.board, self.method, mode=app.MODE_TEST, blank=blank_fit, log=log,
-                              counts_per_g=self.board.counts_per_g)
+                              counts_per_g=self.board.counts_per_g, cal=self.cal)
 
 
 class BoardSelect:

@@ -727,7 +727,7 @@ def _bad_method(rng):
 
 _SCN_PATHS = [("seed", [-1, 2 ** 32, "7", 1.5, None]), ("ambient_c", [-1, 46, "23", None]),
               ("ambient_end_c", [100, True]), ("cells", [[], [{}] * 5, "x", {}]),
-              ("cells[0].mass_g", [0, 501, "45", None]), ("cells[0].volume_cm3", [0.001, 600, []]),
+              ("cells[0].mass_g", [0, 2001, "45", None]), ("cells[0].volume_cm3", [0.001, 2001, []]),
               ("cells[0].volatile_g", [-1, "x"]), ("cells[0].evap_tau_min", [0, 2e6]),
               ("cells[0].leak_visible", [1, "no", None]), ("load_cell.capacity_g", [0, 1e5]),
               ("load_cell.noise_counts_rms", [-1]), ("oven.heater_w", [0, 1e5, float("nan")]),
