@@ -64,7 +64,7 @@ def test_a_heap_that_is_too_small_fails(pico_gate):
     assert r["memory_error"] or r["trap"] is not None
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "today's firmware does not fit: the Pico configuration (quick scenario) needs 416 KB of usable "
     "heap in this gate (fails at 412 KB; build/bench.json min_heap_kb_pico). Its live heap at the fullest step "
     "boundary is 172 KB (76 KB after `import main`), and the blank->test step alone makes 264 KB of "
