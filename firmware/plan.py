@@ -355,16 +355,20 @@ def check_weight(board, cal, cal_dir, say, ask=None, place=None, run=None):
 
 def calib_menu(cfg, blank_path=BLANK_PATH, say=None):
     """The idle screen's calibration menu (YES at the idle screen): NO cycles the entries, START
-    runs one: the check-weight test, or the span calibration of one channel with the reference
-    masses of /config.json "span_refs_mg". Everything else (reference masses, check weight and
-    tolerance, thermocouple offsets, autotune, equipment) is set from the host (ovenctl calibrate,
-    ovenctl autotune) or the REPL (calstore.*)."""
+    runs one: the check-weight test, the span calibration of one channel with the reference
+    masses of /config.json "span_refs_mg", an ice-point offset of the chamber or probe
+    thermocouple, or the heater PID autotune at the configured method's setpoint. Reference masses,
+    the check weight and its tolerance, offsets from a reference thermometer and equipment are set
+    from the host (ovenctl calibrate) or the REPL (calstore.*)."""
     say = say or _say
     d = calib_dir(blank_path)
 
     def menu(board):
         n = board.n_cells
-        items = ["check weight"] + ["span ch %d" % (i + 1) for i in range(n)] + ["exit"]
+        items = ["check weight"] + ["span ch %d" % (i + 1) for i in range(n)] + ["ice pt chamber"]
+        if getattr(board, "probe", None) is not None:
+            items.append("ice pt probe")
+        items += ["autotune", "exit"]
         k = 0
         while True:
             show_text(board, ["CAL MENU", items[k], "START=run NO=next", "STOP=exit"], say)
@@ -387,6 +391,15 @@ def calib_menu(cfg, blank_path=BLANK_PATH, say=None):
                 if k == 0:
                     r = check_weight(board, cal, d, say)
                     msg = r.get("message") or r.get("skipped") or ""
+                elif items[k].startswith("ice pt"):
+                    msg = _ice_point(board, items[k][7:], d, say)
+                elif items[k] == "autotune":
+                    m = methods.validate(cfg.get("method", DEFAULT_METHOD))
+                    g = calstore.autotune(board, m["setpoint_c_x100"],
+                                          tc_offset_c_x100=cal["tc_offset_c_x100"]["chamber"])
+                    calstore.store_pid(g[0], g[1], g[2], g[3], g[4], m["setpoint_c_x100"], d=d,
+                                       when=audit.rtc_s(board), say=say)
+                    msg = "PID kp %d ki %d kd %d stored" % (g[0], g[1], g[2])
                 else:
                     refs = cfg.get("span_refs_mg", [100000, 50000])
                     ch = k - 1
@@ -404,6 +417,33 @@ def calib_menu(cfg, blank_path=BLANK_PATH, say=None):
                 board.wdt_feed()
                 board.wait_until_ms(board.ticks_ms() + IDLE_SLEEP_MS)
     return menu
+
+
+def _ice_point(board, which, d, say):
+    """Thermocouple offset from an ice point (buttons): the technician puts the chamber or the
+    probe thermocouple in an ice-water bath, waits for it to settle and presses START; the mean of
+    10 readings 1 s apart is taken as 0.00 degC (calstore.set_tc_offset refuses > 5 degC)."""
+    show_text(board, ["ICE POINT", which + " TC in ice", "START=read", "STOP=cancel"], say)
+    op = board.operator
+    ev = C.EV_NONE
+    while ev not in (C.EV_START, C.EV_STOP):
+        board.wdt_feed()
+        board.wait_until_ms(board.ticks_ms() + IDLE_SLEEP_MS)
+        ev = op.poll()
+    if ev == C.EV_STOP:
+        return "cancelled: nothing stored"
+    tc = board.tc if which == "chamber" else board.probe
+    acc = 0
+    for _ in range(10):
+        board.wdt_feed()
+        board.wait_until_ms(board.ticks_ms() + 1000)
+        if tc.read() != C.OK:
+            return "%s thermocouple not read: nothing stored" % which
+        acc += tc.temp_c_x100
+    reading = (acc + 5) // 10
+    calstore.set_tc_offset(which, 0, reading, d=d, when=audit.rtc_s(board), say=say, source="ice point (buttons)")
+    off = -reading
+    return "%s offset %s%d.%02d degC stored" % (which, "-" if off < 0 else "+", abs(off) // 100, abs(off) % 100)
 
 
 def hold_verdict(board, sleep_ms=IDLE_SLEEP_MS):

@@ -538,12 +538,14 @@ class _Tech:
         self.events.append(C.EV_START)
 
 
-def _start_sim(name, cfg, script, extra_g=0.0, bad_ch=-1, setup=None):
+def _start_sim(name, cfg, script, extra_g=0.0, bad_ch=-1, setup=None, prep=None):
     import calstore
     from sim.model import Bench
     from sim.board import SimBoard
     d = _dir(name)
     bench = Bench({"seed": 7, "blank_run": True, "cells": [{}, {}]})
+    if prep is not None:
+        prep(bench)
     tech = _Tech(bench, script, extra_g, bad_ch)
 
     class Mod:
@@ -606,6 +608,38 @@ def test_span_calibration_from_the_idle_menu():
     sp = calstore.load(2, 1, d + "/calib")["channels"][0]
     assert abs(sp["counts_per_g"] - 20968) <= 5 and sp["cal_id"] == "buttons" and sp["lin_ref_ug"] == 50000000
     assert any("counts/g stored" in m for m in tech.said)
+
+
+def test_ice_point_offsets_from_the_idle_menu():
+    import calstore
+    # YES: menu; NO x3: "ice pt chamber" (after the check weight and two spans); START: run; START: read
+    # (the chamber thermocouple in an ice bath reads +0.30 degC: offset -0.30 degC stored)
+    def ice(bench):
+        bench.preset(chamber_c=0.3)
+        bench.amb_c = bench._amb0_c = 0.3     # the bath holds it there
+    p, b, tech, d = _start_sim("icept", {"check_weight": False}, [C.EV_YES, C.EV_NO, C.EV_NO, C.EV_NO,
+                                                                   C.EV_START, C.EV_START], prep=ice)
+    assert p is None
+    off = calstore.load(2, 1, d + "/calib")["tc_offset_c_x100"]
+    assert -45 <= off["chamber"] <= -15 and off["probe"] == 0, off
+    assert any("chamber offset -0." in m for m in tech.said)
+    # at room temperature the same procedure is refused (23 degC is no ice point): nothing stored
+    p, b, tech, d = _start_sim("icebad", {"check_weight": False}, [C.EV_YES, C.EV_NO, C.EV_NO, C.EV_NO,
+                                                                    C.EV_START, C.EV_START])
+    assert calstore.load(2, 1, d + "/calib")["tc_offset_c_x100"] == {"chamber": 0, "probe": 0}
+    assert any("nothing was stored" in m for m in tech.said)
+
+
+def test_autotune_from_the_idle_menu():
+    import calstore
+    # YES: menu; NO x5 (check weight, 2 spans, 2 ice points): "autotune"; START: the relay autotune at
+    # the method's setpoint on the oven, gains stored for the next START
+    p, b, tech, d = _start_sim("atmenu", {"check_weight": False}, [C.EV_YES] + [C.EV_NO] * 5 + [C.EV_START])
+    assert p is None
+    pid = calstore.load(2, 1, d + "/calib")["pid"]
+    assert pid is not None and pid["kp"] > 0 and pid["ki"] > 0, pid
+    assert any("PID kp" in m and "stored" in m for m in tech.said)
+    assert b.bench.heater_duty_ppm == 0           # the heater is off again afterwards
 
 
 def test_start_data_from_the_host_sets_operator_cells_and_time():
