@@ -90,10 +90,14 @@ def corpus():
     cases = generate()
     d = os.path.join(ROOT, "build", "vmcorpus")
     os.makedirs(d, exist_ok=True)
-    path = os.path.join(d, "cases.json")
-    with open(path, "w") as f:
+    # one file per process: under pytest-xdist each worker that runs a test of this module builds the
+    # fixture, and two workers writing one shared file let the VM read a half-written one
+    name = "cases-%d.json" % os.getpid()
+    path = os.path.join(d, name)
+    with open(path + ".tmp", "w") as f:
         json.dump(cases, f)
-    out = run_vm(os.path.join(ROOT, "tests", "vm", "corpus_main.py"), arg="/build/vmcorpus/cases.json",
+    os.replace(path + ".tmp", path)
+    out = run_vm(os.path.join(ROOT, "tests", "vm", "corpus_main.py"), arg="/build/vmcorpus/" + name,
                  paths=("firmware", "tests/dual", "build/vmcorpus"), heap_kb=65536)
     line = [ln for ln in out.splitlines() if ln.startswith("@@JSON")][0]
     vm = json.loads(line[6:])
