@@ -76,12 +76,15 @@ _PREHEAT_HOLD_MS = const(60000)   # PREHEAT: chamber in tolerance and probe in t
 
 
 def _default_cal(n, counts_per_g):
-    """Calibration used when none is stored: the configured span on every channel, nothing
-    measured (source "default"; the budget then uses conservative bounds, docs/UNCERTAINTY.md)."""
+    """Calibration for a caller that passes none (the boards' plans always pass calstore.load()'s):
+    the configured span on every channel, nothing measured (source "default"). The same dict as
+    calstore.default_cal (test_calstore checks it); built here so that the core does not import
+    the calibration store's file I/O."""
     ch = []
     for _ in range(n):
         ch.append({"counts_per_g": counts_per_g, "u_span_ppm": 0, "lin_dev_ug": 0, "lin_ref_ug": 0,
-                   "span_tc_ppm_per_c": 15, "creep_ppm": 250, "creep_tau_s": 300, "cal_id": "", "when": None})
+                   "span_tc_ppm_per_c": 15, "creep_ppm": 250, "creep_tau_s": 300, "cal_id": "", "when": None,
+                   "counts_per_kg": counts_per_g * 1000})
     return {"source": "default", "channels": ch, "check": None,
             "tc_offset_c_x100": {"chamber": 0, "probe": 0}, "pid": None}
 
@@ -877,13 +880,7 @@ class Controller:
 
     def _preheat(self):
         m = self.m
-        # same bounds as HEATUP: heatup_timeout_s for the chamber, then probe_wait_s for the cell
-        if self._chamber_band_ms:
-            if self.b.ticks_diff(self.now_ms, self._chamber_band_ms) > m["probe_wait_s"] * 1000:
-                self._raise_fault(C.F_HEATUP_TIMEOUT, self.probe_c_x100)
-                return
-        elif self._phase_ms() > m["heatup_timeout_s"] * 1000:
-            self._raise_fault(C.F_HEATUP_TIMEOUT, self.temp_c_x100)
+        if self._heat_timed_out():      # same bounds as HEATUP
             return
         sp = self.setpoint_c_x100
         dev = self.temp_c_x100 - sp
@@ -972,18 +969,24 @@ class Controller:
                     self.pid.reset()
                     self.setpoint_c_x100 = m["setpoint_c_x100"]
 
-    def _heatup(self):
-        m = self.m
-        self._vacuum_hysteresis()
+    def _heat_timed_out(self):
         # heatup_timeout_s bounds the oven reaching the band (a weak or dead heater); probe_wait_s
         # then the cell (the probe) following it: a cell lags by an hour or more under vacuum, a
-        # 2 kg cell by several
+        # 2 kg cell by several. Raises the fault and returns 1 when either is exceeded.
+        m = self.m
         if self._chamber_band_ms:
             if self.b.ticks_diff(self.now_ms, self._chamber_band_ms) > m["probe_wait_s"] * 1000:
                 self._raise_fault(C.F_HEATUP_TIMEOUT, self.probe_c_x100)
-                return
+                return 1
         elif self._phase_ms() > m["heatup_timeout_s"] * 1000:
             self._raise_fault(C.F_HEATUP_TIMEOUT, self.temp_c_x100)
+            return 1
+        return 0
+
+    def _heatup(self):
+        m = self.m
+        self._vacuum_hysteresis()
+        if self._heat_timed_out():
             return
         dev = self.temp_c_x100 - self.setpoint_c_x100
         tol = m["tol_c_x100"]

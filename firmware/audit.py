@@ -271,12 +271,12 @@ def load_state(path=STATE_PATH):
     return st
 
 
-def save_state(st, path=STATE_PATH):
-    """Write the snapshot atomically (a new file renamed over the old one)."""
+def write_atomic(path, text):
+    """Write a file atomically (a new file renamed over the old one; its folder made if missing)."""
     mkdir_parent(path)
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write(json.dumps(st))
+        f.write(text)
     try:
         os.rename(tmp, path)
     except OSError:
@@ -285,6 +285,11 @@ def save_state(st, path=STATE_PATH):
         except OSError:
             pass
         os.rename(tmp, path)
+
+
+def save_state(st, path=STATE_PATH):
+    """Write the snapshot atomically."""
+    write_atomic(path, json.dumps(st))
 
 
 class Trail:

@@ -25,7 +25,6 @@
 # Weighings here run once per procedure step (seconds of samples): they use weigh.Window for the
 # stability test and may allocate; nothing here is on a control-tick path.
 import json
-import os
 
 import audit
 import calib
@@ -62,19 +61,7 @@ def _read(d, name):
 
 
 def _write(d, name, obj):
-    p = _path(d, name)
-    audit.mkdir_parent(p)
-    tmp = p + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(audit.canon(obj))
-    try:
-        os.rename(tmp, p)
-    except OSError:
-        try:
-            os.remove(p)        # a filesystem whose rename does not replace (not littlefs)
-        except OSError:
-            pass
-        os.rename(tmp, p)
+    audit.write_atomic(_path(d, name), audit.canon(obj))
 
 
 def trail(d=CALIB_DIR):

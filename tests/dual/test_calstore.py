@@ -288,3 +288,5 @@ def test_default_cal_shape():
     assert cal["channels"][0]["counts_per_g"] == 4194 and cal["check"] is None
     assert CS.load(2, 4194, _dir("empty")) == cal
     assert json.loads(json.dumps(cal)) == cal
+    import app
+    assert app._default_cal(2, 4194) == cal      # the controller's fallback is the same calibration

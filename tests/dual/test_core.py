@@ -29,6 +29,20 @@ class _Lcg:
         return t - 2 * (amp // 2) - (amp & 1) * 2
 
 
+def _glitchy(seed, base, noise, ramp_div):
+    """256 samples (allocated before any heap lock): noise around base, a ramp of 1 count per
+    ramp_div samples (0: none), two rail codes, a spike and a wild value."""
+    xs = array("i", [0] * 256)
+    lcg = _Lcg(seed)
+    for i in range(256):
+        xs[i] = base + lcg.noise(noise) + (i // ramp_div if ramp_div else 0)
+    xs[17] = 0x7FFFFF
+    xs[99] = -0x800000
+    xs[150] += 300000
+    xs[200] = -8000000
+    return xs
+
+
 def test_div_half_even():
     assert fixedpt.div_half_even(5, 2) == 2
     assert fixedpt.div_half_even(7, 2) == 4
@@ -164,14 +178,7 @@ def test_window_per_sample_allocates_nothing():
     # >= 10,000 samples under heap_lock: add() with noise, rails, spikes and restarts, missing().
     import micropython
     w = Window(n=64, stable_sd_counts=60, hold=10, timeout_samples=1000000)
-    xs = array("i", [0] * 256)
-    lcg = _Lcg(5)
-    for i in range(256):
-        xs[i] = 8000000 - 0x800000 // 2 + lcg.noise(50)
-    xs[17] = 0x7FFFFF
-    xs[99] = -0x800000
-    xs[150] += 300000
-    xs[200] = -8000000
+    xs = _glitchy(5, 8000000 - 0x800000 // 2, 50, 0)
     states = array("i", [0] * 6)
     micropython.heap_lock()
     try:
@@ -289,14 +296,7 @@ def test_window_balance_per_sample_allocates_nothing():
     import micropython
     w = Window(n=64, hold=10, timeout_samples=1000000, sd_mean_counts=40, drift_counts_per_min=200,
                drift_n=640, sps=10)
-    xs = array("i", [0] * 256)
-    lcg = _Lcg(9)
-    for i in range(256):
-        xs[i] = 3000000 + lcg.noise(60) + i // 4
-    xs[17] = 0x7FFFFF
-    xs[99] = -0x800000
-    xs[150] += 300000
-    xs[200] = -8000000
+    xs = _glitchy(9, 3000000, 60, 4)
     states = array("i", [0] * 6)
     micropython.heap_lock()
     try:

@@ -32,7 +32,6 @@ def evaluate(zero, r0, r1, limit_ppm, comparator, decision, u_sys_ppm, leak):
     loss_ppm = loss * 10 ** 6
     var_l = ((b - z) ** 2 * va + d ** 2 * vb + (a - b) ** 2 * vz) / d ** 4
     u = u_ceil(var_l * 10 ** 12 + u_sys_ppm ** 2)
-    ok = (lambda x: x <= limit_ppm) if comparator == "le" else (lambda x: x < limit_ppm)
     flags = 0
     if a - b < 0:
         flags |= 1
@@ -40,17 +39,7 @@ def evaluate(zero, r0, r1, limit_ppm, comparator, decision, u_sys_ppm, leak):
             flags |= 2
     if leak:
         flags |= 4
-        v = "FAIL"
-    elif decision == "simple":
-        v = "PASS" if ok(loss_ppm) else "FAIL"
-    elif ok(loss_ppm + u):
-        v = "PASS"
-    elif not ok(loss_ppm - u):
-        v = "FAIL"
-    else:
-        v = "INCONCLUSIVE"
-    if v == "PASS" and flags & 2:
-        v = "INCONCLUSIVE"
+    v = decide(loss_ppm, u, limit_ppm, comparator, decision, leak, flags & 2, False)
     return {"verdict": v, "loss_ppm": round(loss_ppm), "loss_pct_x100": round(loss_ppm / 100),
             "u_ppm": u, "u_pct_x100": -((-u) // 100), "flags": flags, "limit_ppm": limit_ppm,
             "comparator": comparator, "decision": decision}

@@ -9,23 +9,6 @@ from ovenctl import sweep
 MASSES = tuple(m for m in sweep.DECISION_MASSES if m[0] in (2.0, 45.0, 250.0, 2000.0))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def check_history():
-    """The lab's check-weight history in the controller's calibration (the bench has no check-weight
-    steps yet): without one no cell can PASS (NO_CHECK, docs/UNCERTAINTY.md)."""
-    import app
-    from test_verify import CHECK_HISTORY
-    orig = app._default_cal
-
-    def cal(n, counts_per_g):
-        c = orig(n, counts_per_g)
-        c["check"] = dict(CHECK_HISTORY)
-        return c
-    app._default_cal = cal
-    yield
-    app._default_cal = orig
-
-
 @pytest.fixture(scope="module")
 def decisions():
     return sweep.decision_sweep(sweep.decision_scenarios(masses=MASSES))

@@ -149,9 +149,8 @@ def test_runner_captures_each_screen_in_cpython():
     from ovenctl import sweep
     from ovenctl.scenario import normalize
     from sim import runner
-    from test_verify import with_check_history
     scn = normalize({"seed": 1})
-    res, _ = with_check_history(runner.run_scenario, scn, blank_fit=sweep.BlankCache().get(scn), screens=True)
+    res, _ = runner.run_scenario(scn, blank_fit=sweep.BlankCache().get(scn), screens=True)
     names = [s["name"] for s in res["screens"]]
     assert names[0] == "00-IDLE" and names[-1] == "99-verdict"
     for want in ("02-TARE", "03-LOAD", "04-INITIAL_WEIGH", "15-PREHEAT", "05-PUMPDOWN", "06-HEATUP", "07-SOAK", "08-COOLDOWN",
@@ -170,7 +169,7 @@ def test_runner_captures_each_screen_in_cpython():
     fb = framebuf.FrameBuffer(bytearray(pre), 128, 64, framebuf.MONO_VLSB)
     assert T.decode(fb, 0, 39, 1, 1, 5) == "cell "          # the cell's (probe's) temperature while heating in air
     # without screens=True nothing changes in the result
-    res2, _ = with_check_history(runner.run_scenario, scn, blank_fit=sweep.BlankCache().get(scn))
+    res2, _ = runner.run_scenario(scn, blank_fit=sweep.BlankCache().get(scn))
     assert "screens" not in res2
     # without a check-weight history the cell cannot PASS: INCONCLUSIVE, and the screen says why
     scn3 = dict(scn, calibration=dict(scn["calibration"], check_history=0))   # no earlier check weighings

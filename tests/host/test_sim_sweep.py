@@ -10,23 +10,6 @@ LIMIT_PPM = 5000
 BAND_C_X100 = 200           # the method's lc_temp_band_c_x100 (default)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def check_history():
-    """The lab's check-weight history in the controller's calibration (the bench has no check-weight
-    steps yet): without one no cell can PASS (NO_CHECK, docs/UNCERTAINTY.md)."""
-    import app
-    from test_verify import CHECK_HISTORY
-    orig = app._default_cal
-
-    def cal(n, counts_per_g):
-        c = orig(n, counts_per_g)
-        c["check"] = dict(CHECK_HISTORY)
-        return c
-    app._default_cal = cal
-    yield
-    app._default_cal = orig
-
-
 @pytest.fixture(scope="module")
 def blank_cache():
     return sweep.BlankCache()
@@ -160,8 +143,7 @@ def test_early_fail_of_one_cell_lets_the_other_finish(early_fail):
     """Issue 10 item 7: the hybrid cell fails early; the solid cell still gets its full soak and its
     own verdict (PASS), with "stop" as with "continue"; `ovenctl verify` agrees."""
     from ovenctl.verify import verify_log
-    from test_verify import with_check_history
-    res, log = with_check_history(sweep.run, _hybrid_two_cells(early_fail), want_log=True)
+    res, log = sweep.run(_hybrid_two_cells(early_fail), want_log=True)
     assert res["soak_in_spec_s"] == 21600
     assert [c["early_fail"] for c in res["cells"]] == [1, 0]
     assert [c["verdict"] for c in res["cells"]] == ["FAIL", "PASS"], res["cells"]
@@ -175,8 +157,7 @@ def test_early_fail_stop_when_every_cell_failed_early():
     """With "stop" the soak ends once every cell has failed early: both cells FAIL, the cut soak is
     recorded as each cell's no-PASS reason (SOAK_CUT), and `ovenctl verify` agrees."""
     from ovenctl.verify import verify_log
-    from test_verify import with_check_history
-    res, log = with_check_history(sweep.run, _hybrid_two_cells("stop", solid_volatile_g=0.8), want_log=True)
+    res, log = sweep.run(_hybrid_two_cells("stop", solid_volatile_g=0.8), want_log=True)
     assert res["soak_in_spec_s"] < 21600
     assert [c["early_fail"] for c in res["cells"]] == [1, 1]
     assert [c["verdict"] for c in res["cells"]] == ["FAIL", "FAIL"], res["cells"]

@@ -39,34 +39,15 @@ _lock = threading.Lock()
 _cache = {}
 
 
-# the lab's check-weight history (repeatability between weighings, docs/UNCERTAINTY.md): without
-# one no cell can PASS (NO_CHECK). The simulated bench has no check-weight steps before the run yet,
-# so these logs are made with a stated history in the controller's calibration.
-CHECK_HISTORY = {"mass_ug": 50000000, "tol_ug": 5000, "u_rep_ug": 300, "n": 10}
-
-
-def with_check_history(fn, *args, **kw):
-    import app
-    orig = app._default_cal
-
-    def cal(n, counts_per_g):
-        c = orig(n, counts_per_g)
-        c["check"] = dict(CHECK_HISTORY)
-        return c
-    app._default_cal = cal
-    try:
-        return fn(*args, **kw)
-    finally:
-        app._default_cal = orig
-
-
 def sim_logs():
     """{name: (sim result dict, log bytes)}; simulated once per process with the firmware under
     CPython (the same code; test_sim_vm.py verifies a log made inside the MicroPython VM)."""
     with _lock:
         if not _cache:
             for k, v in SCENARIOS.items():
-                _cache[k] = with_check_history(sweep.run, v, want_log=True)
+                # the sim bench weighs the lab's check-weight history before the run (scenario
+                # calibration.check_history): the repeatability the budget needs
+                _cache[k] = sweep.run(v, want_log=True)
     return _cache
 
 

@@ -21,16 +21,21 @@ def _window_result(rng, n, lo, hi):
     return [n, rng.randint(lo * n, hi * n), rng.randint(0, n * n * 2047 * 2047)]
 
 
+def _zero_m0(rng):
+    """A zero window, an m0 window at least 1000 counts above it, and the m1 window's n."""
+    z = _window_result(rng, rng.randint(2, 64), -(2 ** 22), 2 ** 22)
+    zmean = z[1] // z[0]
+    n0 = rng.randint(2, 64)
+    a_mean = rng.randint(zmean + 1000, 2 ** 23 - 1)
+    r0 = [n0, a_mean * n0 + rng.randint(0, n0 - 1), rng.randint(0, n0 * n0 * 2047 * 2047)]
+    return z, zmean, a_mean, r0, rng.randint(2, 64)
+
+
 def generate(seed=2026):
     rng = random.Random(seed)
     cases = []
     for i in range(N_VERDICT):
-        z = _window_result(rng, rng.randint(2, 64), -(2 ** 22), 2 ** 22)
-        zmean = z[1] // z[0]
-        n0 = rng.randint(2, 64)
-        a_mean = rng.randint(zmean + 1000, 2 ** 23 - 1)
-        r0 = [n0, a_mean * n0 + rng.randint(0, n0 - 1), rng.randint(0, n0 * n0 * 2047 * 2047)]
-        n1 = rng.randint(2, 64)
+        z, zmean, a_mean, r0, n1 = _zero_m0(rng)
         span = a_mean - zmean
         target = rng.choice([0, 3000, 5000, 5000, 10000, 10000, 20000])
         b_mean = a_mean - span * target // 10 ** 6 + rng.randint(-span // 200 - 1, span // 200 + 1)
@@ -61,12 +66,7 @@ def generate(seed=2026):
         num = rng.randint(-(10 ** 30), 10 ** 30) if i % 2 else den * rng.randint(-1000, 1000) + rng.choice([0, den // 2])
         cases.append(["r", str(num), str(den)])
     for i in range(N_BUDGET):
-        z = _window_result(rng, rng.randint(2, 64), -(2 ** 22), 2 ** 22)
-        zmean = z[1] // z[0]
-        n0 = rng.randint(2, 64)
-        a_mean = rng.randint(zmean + 1000, 2 ** 23 - 1)
-        r0 = [n0, a_mean * n0 + rng.randint(0, n0 - 1), rng.randint(0, n0 * n0 * 2047 * 2047)]
-        n1 = rng.randint(2, 64)
+        z, zmean, a_mean, r0, n1 = _zero_m0(rng)
         b_mean = a_mean - (a_mean - zmean) * rng.choice([0, 5000, 10000]) // 10 ** 6 + rng.randint(-500, 500)
         r1 = [n1, b_mean * n1, rng.randint(0, n1 * n1 * 400)]
         k = None if rng.random() < 0.2 else [rng.randint(-10 ** 12, 10 ** 12), rng.randint(1, 10 ** 12)]
