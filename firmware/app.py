@@ -154,6 +154,8 @@ class Controller:
         self._glitches = array("i", bytes(4 * n))
         self.drift = drift.DriftRecorder(n) if mode == MODE_BLANK else None
         self._fit_todo = 0
+        self._cres = [None] * n         # per-cell results and budgets (_cell_verdict)
+        self._cbud = [None] * n
         self._kq16 = array("i", bytes(4 * n))
         self._vacq = array("i", bytes(4 * n))
         self._t_ref_c_x100 = 0
@@ -855,6 +857,7 @@ class Controller:
             if ev == C.EV_YES or ev == C.EV_NO:
                 self.leak[i] = 1 if ev == C.EV_YES else 0
                 self._event(C.E_LEAK_ANSWER, i, self.leak[i])
+                self._cell_verdict(i)
                 self._leak_cell = i + 1
                 self._prompted = 0
                 if self._leak_cell >= self.n:
@@ -1223,27 +1226,35 @@ class Controller:
             # the soak ended early (early_fail "stop" once every cell had failed early)
             self._no_pass(C.NP_SOAK_CUT, -1)
 
+    def _cell_verdict(self, i):
+        # one cell's budget and verdict, as soon as its leak answer is in: each cell's big-integer
+        # garbage in its own tick (docs/FIT.md), the same result as all of them at the end
+        z = self._corrected(1, i)
+        a = self._corrected(2, i)
+        bb = self._corrected(3, i)
+        bud = None
+        try:
+            vk = None
+            if self.blank is not None:
+                vk = (self.blank[i]["var_k_num"], self.blank[i]["var_k_den"])
+            bud = budget.compute(z, a, bb, self._lct(1, i), self._lct(2, i), self._lct(3, i), vk,
+                                 self._budget_inputs(i))
+            res = V.evaluate(z, a, bb, self.m, self.leak[i], bud["U_ppm"])
+            res.budget = bud
+        except (V.VerdictError, budget.BudgetError):
+            bud = None
+            res = V.Result()
+            res.verdict = V.V_INVALID
+        self._cres[i] = res
+        self._cbud[i] = bud
+
     def _compute_verdict(self):
         verdicts = []
-        buds = [None] * self.n
-        res_l = [None] * self.n
         for i in range(self.n):
-            z = self._corrected(1, i)
-            a = self._corrected(2, i)
-            bb = self._corrected(3, i)
-            try:
-                vk = None
-                if self.blank is not None:
-                    vk = (self.blank[i]["var_k_num"], self.blank[i]["var_k_den"])
-                bud = budget.compute(z, a, bb, self._lct(1, i), self._lct(2, i), self._lct(3, i), vk,
-                                     self._budget_inputs(i))
-                res = V.evaluate(z, a, bb, self.m, self.leak[i], bud["U_ppm"])
-                res.budget = bud
-                buds[i] = bud
-            except (V.VerdictError, budget.BudgetError):
-                res = V.Result()
-                res.verdict = V.V_INVALID
-            res_l[i] = res
+            if self._cres[i] is None:
+                self._cell_verdict(i)
+        buds = self._cbud
+        res_l = self._cres
         self._verdict_no_pass(buds)
         for i in range(self.n):
             res = res_l[i]

@@ -112,9 +112,10 @@ def section_heap():
         g = R.Gate(board, quick=True, log=lambda s: print("  heap:", s, flush=True))
         try:
             v = g.ref["vals"]
-            out["min_heap_kb_" + board] = g.bisect(lo_kb=128, hi_kb=768, step_kb=4)
+            out["min_heap_kb_" + board] = g.bisect(lo_kb=96, hi_kb=384, step_kb=4)
             out["heap_device_live_max_kb_" + board] = round(v["device_live_max_bytes"] / 1024, 1)
-            out["heap_step_garbage_max_kb_" + board] = round(v["step_garbage_max"] / 1024, 1)
+            out["heap_step_garbage_max_kb_" + board] = round(v["dev_step_garbage_max"] / 1024, 1)
+            out["heap_sim_step_garbage_max_kb_" + board] = round(v["sim_step_garbage_max"] / 1024, 1)
             out["heap_sim_overhead_bytes_" + board] = g.overhead
             if board == "pico":
                 out["boot_heap_kb"] = round(v["boot_bytes"] / 1024, 1)

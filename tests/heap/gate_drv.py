@@ -56,15 +56,11 @@ def _timed(f):
     return w
 
 
-COUNT_EVERY = 8     # steps: gc.mem_alloc() walks the whole allocation table, too slow for every call
-
-
 def _counted(f):
-    # the bench's own allocation (its physics in floats) in every COUNT_EVERY-th step: automatic
-    # collection is off, so the growth of mem_alloc() across the call is what the bench allocated
+    # the bench's own allocation (its physics in floats) in every step of the reference run:
+    # automatic collection is off, so the growth of mem_alloc() across the call is exactly what
+    # the bench allocated
     def w(*a):
-        if _S["steps"] % COUNT_EVERY:
-            return f(*a)
         m0 = gc.mem_alloc()
         r = f(*a)
         _S["sim_g"] += gc.mem_alloc() - m0
@@ -93,6 +89,20 @@ def sim():
             setattr(bench, name, _counted(getattr(bench, name)))
         lct = gate_board.BOARD.lc_temp
         lct.read = _counted(lct.read)
+        from array import array
+        SIM["simg"] = array("i", bytes(4 * 400))     # printed 400 steps at a time (_flush_simg)
+        SIM["simg_n"] = 0
+    except OSError:
+        pass
+    try:
+        # the runs at a fixed heap: what the bench allocated in each step of the reference run
+        # (first the most of any step); ballast() takes the rest of that most before each step
+        f = open("/gate/simg.bin", "rb")
+        b4 = bytearray(4)
+        f.readinto(b4)
+        SIM["simf"] = f
+        SIM["b4"] = b4
+        SIM["simg_max"] = int.from_bytes(b4, "little")
     except OSError:
         pass
     try:
@@ -185,20 +195,69 @@ def step(s, link_every_ms=30000):
     return True
 
 
+def _flush_simg():
+    # the bench's allocation in each step, in order, for the runs at a fixed heap (ballast())
+    sa = SIM["simg"]
+    n = SIM["simg_n"]
+    if n:
+        print("@@S", " ".join("%d" % sa[j] for j in range(n)))
+    SIM["simg_n"] = 0
+
+
+BALLAST = [None, 0]
+_CHUNK = 512        # ballast in blocks of 512 bytes (a bytearray's 16-byte object + 496 of data on
+                    # a 32-bit port): the bench's garbage is small floats, which need no contiguous room
+
+
+def ballast():
+    """Before each step (at the top level): (the most the bench allocated in any step minus what
+    it allocates in this one) in 512-byte blocks, so that the heap the device has in every step
+    is the heap under test exactly, whatever the bench's share of that step (tests/heap/README.md)."""
+    f = SIM.get("simf")
+    if f is None:
+        return
+    b4 = SIM["b4"]
+    n = SIM["simg_max"]
+    if f.readinto(b4) == 4:
+        n -= int.from_bytes(b4, "little")
+    slots = BALLAST[0]
+    if slots is None:
+        slots = BALLAST[0] = [None] * (SIM["simg_max"] // _CHUNK + 2)
+    BALLAST[1] = n
+    i = 0
+    while n >= _CHUNK:
+        slots[i] = bytearray(_CHUNK - 16)
+        n -= _CHUNK
+        i += 1
+    if n > 16:
+        slots[i] = bytearray(n - 16)
+
+
 def before():
     _S["prev"] = gc.mem_alloc()
+    slots = BALLAST[0]
+    if slots is not None:
+        for i in range(len(slots)):
+            slots[i] = None
 
 
 def after():
     a = gc.mem_alloc()
-    g = _S["prev"] - a
+    g = _S["prev"] - a - BALLAST[1]
     sg = _S["sim_g"] - _S["sim_g0"]
     _S["sim_g0"] = _S["sim_g"]
+    sa = SIM.get("simg")
+    if sa is not None:
+        k = SIM["simg_n"]
+        sa[k] = sg
+        SIM["simg_n"] = k + 1
+        if k + 1 == len(sa):
+            _flush_simg()
     if g > _S["garbage_max"]:
         _S["garbage_max"] = g
     if sg > _S["sim_garbage_max"]:
         _S["sim_garbage_max"] = sg
-    if sg and g - sg > _S["dev_garbage_max"]:
+    if g - sg > _S["dev_garbage_max"]:
         _S["dev_garbage_max"] = g - sg
     if g > BIG_STEP:
         # which steps make the most garbage (no collection can run inside a step here)
@@ -233,6 +292,8 @@ def finish(s):
     say("sim_step_garbage_max", _S["sim_garbage_max"])
     say("dev_step_garbage_max", _S["dev_garbage_max"])
     say("fault", c.fault if c is not None else None)
+    if SIM.get("simg") is not None:
+        _flush_simg()
     say("error", s.error)
     if TIMING["on"]:
         # every step's time and phase, for the host (per-step minimum over repeated runs)
