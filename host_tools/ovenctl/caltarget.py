@@ -106,8 +106,6 @@ class DeviceTarget:
     own function; the answer is one '@@R {json}' line."""
 
     def __init__(self, port_path):
-        from ovenctl import serial_link as SL
-        self.SL = SL
         self.port_path = port_path
         self.where = "device on %s" % port_path
         self._n = None
@@ -116,21 +114,22 @@ class DeviceTarget:
 
     def _raw_exec(self, code, timeout_s):
         """Run code at the device's raw REPL; its stdout."""
-        SL = self.SL
         from ovenctl import deploy as D
+        from ovenctl.rawrepl import RawRepl
+        from ovenctl.transport import LinkError, Port
         try:
             D.refuse_if_running(self.port_path)
         except D.DeployError as e:
             raise UserError(str(e).replace("deploy refused", "calibration refused"), code=1)
         try:
-            with SL.Port(self.port_path) as port:
-                raw = SL.RawRepl(port, timeout_s=timeout_s)
+            with Port(self.port_path) as port:
+                raw = RawRepl(port, timeout_s=timeout_s)
                 raw.enter()
                 try:
                     return raw.exec(code, timeout_s=timeout_s).decode("utf-8", "replace")
                 finally:
                     raw.exit()
-        except (SL.LinkError, OSError) as e:
+        except (LinkError, OSError) as e:
             raise UserError("%s: %s" % (self.port_path, e), code=1)
 
     def _exec(self, code, timeout_s=60.0):

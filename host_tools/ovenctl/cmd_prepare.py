@@ -46,12 +46,13 @@ def start_data(operator, cells, now_s):
 
 def run(args):
     from ovenctl import deploy as D
-    from ovenctl import serial_link as SL
+    from ovenctl.rawrepl import RawRepl
+    from ovenctl.transport import LinkError, Port
     d = start_data(args.operator, args.cells, time.time())
     try:
         D.refuse_if_running(args.port)
-        with SL.Port(args.port) as port:
-            raw = SL.RawRepl(port)
+        with Port(args.port) as port:
+            raw = RawRepl(port)
             raw.enter()
             try:
                 d["host_time_s"] = int(time.time())
@@ -64,7 +65,7 @@ def run(args):
             D.soft_reset(args.port)
     except D.DeployError as e:
         raise UserError(str(e).replace("deploy refused", "prepare refused"), code=1)
-    except (SL.LinkError, OSError) as e:
+    except (LinkError, OSError) as e:
         raise UserError("%s: %s" % (args.port, e), code=1)
     print("next START on %s: operator %s%s, host time %s" % (
         args.port, d["operator"], ", cells " + ", ".join(d["cells"]) if "cells" in d else "",

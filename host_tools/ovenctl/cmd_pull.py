@@ -1,7 +1,9 @@
 """`ovenctl pull`: copy run logs from the device, verified and resumable."""
 import sys
 
-from ovenctl import serial_link as SL
+from ovenctl.protocol import valid_run_id
+from ovenctl.pull import Progress, pull
+from ovenctl.transport import DeviceError, LinkError
 
 
 def add_parser(sub):
@@ -34,19 +36,19 @@ def add_parser(sub):
 def run(args):
     import json
     from ovenctl.cli import UserError
-    prog = SL.Progress(sys.stderr.isatty() and not args.no_progress and not args.json)
+    prog = Progress(sys.stderr.isatty() and not args.no_progress and not args.json)
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    if args.run is not None and not SL.valid_run_id(args.run):
+    if args.run is not None and not valid_run_id(args.run):
         raise UserError("--run: %r is not a run ID (letters, digits, '_', '.', '-')" % args.run)
     try:
-        results = SL.pull(args.port, args.out, run=args.run, all_runs=args.all, delete_after=args.delete_after,
-                          follow=args.follow, progress=prog, log=log)
-    except SL.DeviceError as e:
+        results = pull(args.port, args.out, run=args.run, all_runs=args.all, delete_after=args.delete_after,
+                       follow=args.follow, progress=prog, log=log)
+    except DeviceError as e:
         raise UserError(str(e), code=1)
-    except SL.LinkError as e:
+    except LinkError as e:
         raise UserError("%s (a partial copy, if any, is kept: pull again to resume)" % e, code=1)
     except OSError as e:
         raise UserError("cannot write to %s: %s" % (args.out, e), code=1)

@@ -1,7 +1,9 @@
 """`ovenctl status`: what the device is doing (run protocol during a test; idle otherwise)."""
 import json
 
-from ovenctl import serial_link as SL
+from ovenctl.protocol import RunLink, probe
+from ovenctl.rawrepl import RawRepl
+from ovenctl.transport import LinkError, Port
 
 
 def add_parser(sub):
@@ -21,13 +23,13 @@ def _hms(s):
 
 
 def get_status(port_path):
-    with SL.Port(port_path) as port:
-        mode, info = SL.probe(port)
+    with Port(port_path) as port:
+        mode, info = probe(port)
         if mode == "run":
-            st = SL.RunLink(port).status()
+            st = RunLink(port).status()
             st["device"] = info
             return st
-        raw = SL.RawRepl(port)
+        raw = RawRepl(port)
         raw.enter()
         try:
             runs = raw.list_runs()
@@ -73,7 +75,7 @@ def run(args):
     from ovenctl.cli import UserError
     try:
         st = get_status(args.port)
-    except SL.LinkError as e:
+    except LinkError as e:
         raise UserError(str(e), code=1)
     if args.json:
         print(json.dumps(st))

@@ -1,89 +1,11 @@
-"""Independent verification of a run log: recompute every cell's loss, U and verdict from the raw
-records and check the run's consistency (`ovenctl verify`).
+"""`ovenctl verify`: an independent check of a run log. Every cell's loss, U and verdict recomputed
+from the raw records with exact arithmetic (nothing imported from firmware/), the run checked for
+consistency, the device's VERDICT record compared field by field. What and why: docs/VERIFY.md.
 
-Independence: nothing here imports firmware/ code. The arithmetic is exact (fractions.Fraction,
-math.isqrt) and follows the definitions, not the device's integer implementation:
-
-  reading        mean = sum(x)/n, variance of the mean = M2/(n(n-1)), M2 = sum((x - mean)^2)
-                 over the accepted raw samples of a WEIGH record
-  drift          with a blank-run fit for the channel (header calibration.blank[i]):
-                 mean -= k (T - T_ref), var += var_k (T - T_ref)^2, T = the WEIGH's lc_temp_c_x100
-  loss           L = (a - b)/(a - z)   a: m0, b: m1, z: tare (all drift-corrected)
-  uncertainty    the GUM budget of docs/UNCERTAINTY.md (budget()): every term recomputed from the log
-                 (header "cal" or, without one, the record's calibration inputs; WEIGH records' load-cell
-                 temperatures; the SETTLE event; the blank fit's var(k) and zero return; the method) and
-                 compared term by term with the record's "budget"; U = ceil(2 u_c) ppm.
-                 Logs of the firmware before the budget (no "no_pass" in the VERDICT cells):
-                 u^2(L) = [(b - z)^2 u^2(a) + (a - z)^2 u^2(b) + (a - b)^2 u^2(z)] / (a - z)^4
-                 u^2 [ppm^2] = 1e12 u^2(L) + u_sys_ppm^2;  U = smallest integer >= 2 sqrt(u^2)
-  no PASS        (budget logs) a cell with a no-PASS reason is at most INCONCLUSIVE: the record's
-                 "no_pass" equals the NO_PASS events for the cell; no blank fit / failed / used by
-                 blank_max_runs runs / zero return beyond the bound, no check-weight history and a cut
-                 soak are derived from the log and must have their event; a PASS without a valid blank
-                 fit, or with any NO_PASS event, is inconsistent (any log)
-  decision       guarded: PASS if L + U within the limit, FAIL if L - U beyond it, else INCONCLUSIVE;
-                 simple: PASS if L within the limit, else FAIL ("le": <=, "lt": <, exact L);
-                 leak "yes" -> FAIL; a significant gain (L < -U) is never PASS (-> INCONCLUSIVE)
-  rounding       loss_ppm, loss_pct_x100 half to even; u_pct_x100 = ceil(U / 100)
-  run level      fault -> every cell and the run ABORTED; invalid -> INVALID; budget logs: with
-                 early_fail "stop" the soak ends early only once every cell failed early (SOAK_CUT);
-                 older logs: an early fail of any cell with "stop" ended the soak for every cell, so
-                 every cell that is not FAIL -> INCONCLUSIVE; overall = most severe
-                 (ABORTED > INVALID > FAIL > INCONCLUSIVE > PASS)
-
-Consistency checks (besides the field-by-field comparison with the VERDICT record):
-  - header: a usable method and drift fit; every method value an integer where the firmware has one;
-  - events: the phase chain (each PHASE event's "previous" is the last phase entered), a fault event
-    implies ABORTED and the record's fault code, INVALID events the record's invalid code, one leak
-    answer per cell for a finished run, early-fail events the cells' early_fail;
-  - samples against events (skipped on damaged logs): every phase change in the 1 Hz samples has its
-    PHASE event and vice versa; every IN_SPEC change during SOAK has its EXCURSION_START/END event;
-    the IN_SPEC flag of every SOAK sample agrees with its temperature (thermocouple good,
-    |T - setpoint| <= tol) and pressure (<= vacuum_pa);
-  - soak time: in-spec and total SOAK seconds counted from the samples against the record and the
-    SOAK_DONE event (the device counts the tick that ends the soak, logged under COOLDOWN, not the tick
-    that starts it, logged under SOAK; a fault tick is neither: samples - device is 0, or 0..1 when
-    the soak did not end with SOAK_DONE); SOAK_DONE exactly when the in-spec soak reached soak_s;
-  - weighings: one tare, m0, m1 per cell, each weighing phase left normally has its WEIGH records,
-    order tare < m0 < end of soak <= m1, and each WEIGH's load-cell temperature (the drift
-    correction's input) equals the half-even mean of the samples' load-cell temperature over the
-    weighing;
-  - a PASS (overall or of a cell) needs: no fault event, no INVALID event, all weighings, at least
-    soak_s of in-spec SOAK samples, and a SOAK_DONE event;
-  - power cuts (docs/LOGFORMAT.md section 9, firmware/recovery.py):
-    a RESUMED event (a = outage s, b = resumes so far): b counts 1, 2, 3, ... and stays within the
-    method's resume_max; the outage is known (header rtc_start_s) and within resume_grace_s; the run
-    had not ended (no fault or INVALID event before it, not closed INTERRUPTED); the last sample before
-    it is an in-spec SOAK sample at t_last with t_last + outage = the event's time, and the samples go
-    on at the next second (the t_s gap is the outage). A jump in the samples' t_s without a RESUMED
-    event is inconsistent (unless the writer dropped samples). The soak time is recounted from the
-    samples, so the outage is never soak time;
-    a run closed INTERRUPTED at boot (INTERRUPTED event, a = outage s or -1, b = reason; a closing cut
-    by another power cut is repeated at the next boot: one more INTERRUPTED event): nothing of the run
-    after it (no BLOCK, WEIGH or other event; only the INVALID event with
-    reason INTERRUPTED, the VERDICT and END), time stamped at the run's last record; the INVALID event
-    with reason INTERRUPTED exactly when no fault or INVALID reason was logged before; the reason
-    agrees with what the log shows (ENDED exactly after a fault/INVALID event; NOT_SOAK when the last
-    sample is not an in-spec SOAK sample, the later reasons when it is; NO_CLOCK with an unknown
-    outage; OUTAGE beyond resume_grace_s; MAX_RESUMES after resume_max resumes); its VERDICT is
-    INVALID (reason INTERRUPTED or the one logged before) or ABORTED after a fault, every cell the
-    same, never a measured verdict, and its soak times equal the SOAK samples in the log exactly.
-    A closed run that passes these checks is consistent (exit 0): its verdict is the policy's.
-Every finding names its record (sequence number, byte offset, type) where there is one.
-
-Exit-code policy (verify_log()["exit_code"]):
-  0  consistent: the log is complete (END record), the reader found no damage, the recomputation
-     agrees with the device's VERDICT record field by field and every consistency check holds;
-  1  damaged or inconsistent. Damaged = any reader problem (CRC mismatch / resynchronisation,
-     malformed record, sequence gap or disorder, records after END, a torn tail, undecodable
-     samples, END sample-count mismatch, events dropped by the writer) or no END record. A torn
-     tail is always damage: the writer syncs END last and writes nothing after it, so a torn tail
-     either lost records after the verdict (END, or the verdict itself) or is foreign bytes after
-     END. Only two reader reports are warnings: an unknown record type with a valid CRC (it keeps
-     its sequence number, nothing is lost) and samples dropped by the writer (counted in END; the
-     soak check below still has to hold on the samples that exist);
-  2  unreadable: read_log() raised LogError (empty, not a run log, damaged or truncated HEADER,
-     nonexistent file, directory). Decided by the caller (cmd_verify).
+Contract: verify_log(log) runs CHECKS in order on one _Verification and returns a JSON-ready dict
+whose findings name their record (seq, byte offset, type); exit_code 0 consistent, 1 damaged (a
+reader problem other than an unknown record type or samples the writer dropped, or no END) or
+inconsistent. Exit 2 (read_log raised LogError: unreadable) is the caller's (cmd_verify).
 """
 import math
 import re
@@ -496,14 +418,60 @@ _PROBLEM_WARNINGS = ("unknown record type",)
 _OFFSET_RE = re.compile(r"offset (\d+)")
 
 
-class _Ctx:
-    def __init__(self, log):
+class _Verification:
+    """One verification in progress: the log, the findings and notes, the result dict being built
+    (`out`) and the facts the checks derive for the checks after them. Each fact is set by the check
+    named above it (CHECKS order) and read only by later ones."""
+
+    def __init__(self, log, path):
         self.log = log
         self.findings = []
         self.notes = []         # facts the reader should know that are not findings
         self.by_offset = {r.offset: r for r in log.records}
         vr = [r for r in log.records if r.name == "VERDICT"]
         self.vrec = vr[-1] if vr else None
+        self.hdr = log.header if isinstance(log.header, dict) else {}
+        self.n = log.n_cells
+        self.out = {"file": path, "run_id": self.hdr.get("run_id"), "fw_version": self.hdr.get("fw_version"),
+                    "board": self.hdr.get("board"), "n_cells": self.n, "cell_ids": cell_ids(log),
+                    "size_bytes": log.size, "records": len(log.records), "complete": log.complete,
+                    "n_samples": len(log.samples)}
+        # check_reader_damage
+        self.samples_intact = True      # False: the sample-level cross-checks are skipped
+        # check_header
+        self.method = None              # check_method()'s header method, None when unusable
+        self.header_method = None       # the header's "method" as written (any type)
+        self.cal = None                 # the header's "calibration" as written
+        self.blank = None               # its "blank" fits, None when absent or not one per cell
+        self.drifts = []                # per cell: drift_terms() (k, var_k, t_ref) or None
+        # check_events
+        self.fault_ev = self.inv_ev = self.phase_ev = ()
+        self.fault = self.invalid = 0   # first fault code, first INVALID reason (0: none)
+        self.final_phase = 0            # the phase the last PHASE event entered
+        self.aborted = False            # the run ended ABORTED (a fault, or the phase)
+        self.leak_answers = []          # per cell: 0/1, None without an answer
+        self.early_fail = []            # per cell: 1 after an EARLY_FAIL event
+        # check_recovery
+        self.power_cuts = None          # _check_power_cuts()'s summary
+        self.interrupted = None         # its "interrupted" (the run closed at boot) or None
+        # check_samples
+        self.sample_at_s = {}           # t_s -> the 1 Hz sample
+        # count_soak_time
+        self.soak_in_spec_s = 0         # in-spec soak seconds from the samples (with heat_in air credit)
+        self.soak_done_ev = []          # the SOAK_DONE events
+        # check_weighings
+        self.weigh = {}                 # (kind, cell) -> the first WEIGH record of that kind and cell
+        # collect_no_pass
+        self.budget_format = False      # the VERDICT cells list "no_pass": the budget-era rules apply
+        self.no_pass_events = {}        # cell -> NO_PASS reason names logged for it, in order
+        self.settle_s = 0               # the last SETTLE event's settle_s (0 without one)
+        self.zero_returns = []          # per cell: the blank fit's zero return (counts, 0 unknown)
+        # recompute_cells
+        self.exp_cells = []             # per cell: the recomputed VERDICT cell, None when not computable
+        self.cells_out = []             # per cell: the report's cell dict (readings, exact, error)
+        # recompute_overall
+        self.overall = None             # the recomputed run verdict, None when not computable
+        self.exp_run = None             # the recomputed VERDICT run fields
 
     def add(self, level, msg, rec=None, offset=None, seq=None):
         if rec is not None:
@@ -522,402 +490,480 @@ class _Ctx:
         self.add("inconsistent", msg, self.vrec)
 
 
-def verify_log(log, path=None):
-    """Verify a Log from logfile.read_log(). Returns a JSON-ready dict; "exit_code" is 0 or 1."""
-    ctx = _Ctx(log)
-    hdr = log.header if isinstance(log.header, dict) else {}
-    n = log.n_cells
-    out = {"file": path, "run_id": hdr.get("run_id"), "fw_version": hdr.get("fw_version"),
-           "board": hdr.get("board"), "n_cells": n, "cell_ids": cell_ids(log), "size_bytes": log.size,
-           "records": len(log.records), "complete": log.complete, "n_samples": len(log.samples)}
-
-    # ---- 1. damage reported by the reader
-    samples_intact = True
+def check_reader_damage(v):
+    """The reader's problems (damage; an unknown record type and samples dropped by the writer are
+    warnings), a missing END, events dropped by the writer."""
+    log = v.log
     for p in log.problems:
         m = _OFFSET_RE.search(p)
         off = int(m.group(1)) if m else None
         if any(w in p for w in _PROBLEM_WARNINGS):
-            ctx.add("warning", p, offset=off)
+            v.add("warning", p, offset=off)
         elif "the writer dropped" in p:
-            ctx.add("warning", p, offset=off)
-            samples_intact = False
+            v.add("warning", p, offset=off)
+            v.samples_intact = False
         else:
-            ctx.add("damage", p, offset=off)
-            samples_intact = False      # the sample-level cross-checks are skipped on damaged logs
+            v.add("damage", p, offset=off)
+            v.samples_intact = False
     if not log.complete:
         last = log.records[-1]
-        ctx.add("damage", "no END record: the log is incomplete (run cut or records lost after offset %d)"
-                % (last.offset + last.length), offset=last.offset + last.length)
-        samples_intact = False
+        v.add("damage", "no END record: the log is incomplete (run cut or records lost after offset %d)"
+              % (last.offset + last.length), offset=last.offset + last.length)
+        v.samples_intact = False
     elif log.end and log.end.get("dropped_events"):
-        ctx.add("damage", "the writer dropped %d events (END record): faults or answers may be missing"
-                % log.end["dropped_events"], rec=[r for r in log.records if r.name == "END"][-1])
+        v.add("damage", "the writer dropped %d events (END record): faults or answers may be missing"
+              % log.end["dropped_events"], rec=[r for r in log.records if r.name == "END"][-1])
 
-    # ---- 2. header: method, calibration
-    method = None
+
+def check_header(v):
+    """A usable method (integers where the firmware has them), a calibration with counts_per_g, the
+    blank-run drift fits, one id per cell."""
+    hdr, n = v.hdr, v.n
     try:
-        method = check_method(hdr.get("method"))
+        v.method = check_method(hdr.get("method"))
     except CannotRecompute as e:
-        ctx.inconsistent("cannot recompute: %s" % e, offset=0, seq=0)
-    out["method"] = method
-    hm = hdr.get("method")
+        v.inconsistent("cannot recompute: %s" % e, offset=0, seq=0)
+    v.out["method"] = v.method
+    hm = v.header_method = hdr.get("method")
     if isinstance(hm, dict):
-        for k, v in sorted(hm.items(), key=lambda kv: str(kv[0])):
+        for k, x in sorted(hm.items(), key=lambda kv: str(kv[0])):
             if k in ("name", "comparator", "decision", "early_fail", "base", "chamber_timed_pass", "heat_in",
                      "cool_in"):
                 continue
-            if not _is_int(v) or v < 0:
-                ctx.inconsistent("header method.%s is %r: the firmware's methods hold non-negative integers there"
-                                 % (k, v), offset=0, seq=0)
+            if not _is_int(x) or x < 0:
+                v.inconsistent("header method.%s is %r: the firmware's methods hold non-negative integers there"
+                               % (k, x), offset=0, seq=0)
     drifts = [None] * n
-    cal = hdr.get("calibration")
+    cal = v.cal = hdr.get("calibration")
     blank = cal.get("blank") if isinstance(cal, dict) else None
     if not isinstance(cal, dict):
-        ctx.inconsistent("header has no calibration object", offset=0, seq=0)
+        v.inconsistent("header has no calibration object", offset=0, seq=0)
     elif counts_per_g(hdr) is None:
-        ctx.inconsistent("header calibration.counts_per_g is %r, not a positive number"
-                         % (cal.get("counts_per_g"),), offset=0, seq=0)
+        v.inconsistent("header calibration.counts_per_g is %r, not a positive number"
+                       % (cal.get("counts_per_g"),), offset=0, seq=0)
     if isinstance(cal, dict) and blank is not None:
         if not isinstance(blank, list) or len(blank) != n:
-            ctx.inconsistent("header calibration.blank is not a list of %d channel fits" % n, offset=0, seq=0)
+            v.inconsistent("header calibration.blank is not a list of %d channel fits" % n, offset=0, seq=0)
             blank = None
         else:
             for i, ch in enumerate(blank):
                 try:
                     drifts[i] = drift_terms(ch, i)
                 except CannotRecompute as e:
-                    ctx.inconsistent("cannot recompute: %s" % e, offset=0, seq=0)
+                    v.inconsistent("cannot recompute: %s" % e, offset=0, seq=0)
                     continue
-                odd = sorted(str(k) for k, v in ch.items() if not _is_int(v))
+                odd = sorted(str(k) for k, x in ch.items() if not _is_int(x))
                 if odd:
-                    ctx.inconsistent("header calibration.blank[%d]: %s not integer(s) as the drift fit writes them"
-                                     % (i, ", ".join(odd)), offset=0, seq=0)
-    out["drift"] = [None if d is None else {"k_counts_per_c": float(d[0]) * 100,
-                                            "u_k_counts_per_c": math.sqrt(float(d[1])) * 100,
-                                            "t_ref_c": float(d[2]) / 100} for d in drifts]
+                    v.inconsistent("header calibration.blank[%d]: %s not integer(s) as the drift fit writes them"
+                                   % (i, ", ".join(odd)), offset=0, seq=0)
+    v.blank = blank
+    v.drifts = drifts
+    v.out["drift"] = [None if d is None else {"k_counts_per_c": float(d[0]) * 100,
+                                              "u_k_counts_per_c": math.sqrt(float(d[1])) * 100,
+                                              "t_ref_c": float(d[2]) / 100} for d in drifts]
     ids = hdr.get("cells")
     if not isinstance(ids, list) or len(ids) != n:
-        ctx.inconsistent("header cells (%r) do not list %d cell ids" % (ids, n), offset=0, seq=0)
+        v.inconsistent("header cells (%r) do not list %d cell ids" % (ids, n), offset=0, seq=0)
 
-    # ---- 3. events
-    ev = log.events
-    fault_ev = [e for e in ev if e["code"] in FAULT_NAMES]
-    inv_ev = [e for e in ev if e["code"] == E_INVALID]
-    phase_ev = [e for e in ev if e["code"] == E_PHASE]
+
+def check_events(v):
+    """Known event codes, the phase chain (each PHASE event's "previous" is the last phase entered), a
+    fault implies ABORTED, one leak answer per cell, early-fail cells."""
+    ev, n = v.log.events, v.n
+    v.fault_ev = [e for e in ev if e["code"] in FAULT_NAMES]
+    v.inv_ev = [e for e in ev if e["code"] == E_INVALID]
+    v.phase_ev = [e for e in ev if e["code"] == E_PHASE]
     for e in ev:
         if e["code"] not in FAULT_NAMES and e["code"] not in EVENT_NAMES:
-            ctx.add("warning", "unknown event code %d (a newer firmware?) ignored" % e["code"],
-                    offset=e["offset"], seq=e["seq"])
-    fault = fault_ev[0]["code"] if fault_ev else 0
-    invalid = inv_ev[0]["a"] if inv_ev else 0
+            v.add("warning", "unknown event code %d (a newer firmware?) ignored" % e["code"],
+                  offset=e["offset"], seq=e["seq"])
+    v.fault = v.fault_ev[0]["code"] if v.fault_ev else 0
+    v.invalid = v.inv_ev[0]["a"] if v.inv_ev else 0
     prev = 0
-    for e in phase_ev:
+    for e in v.phase_ev:
         if e["b"] != prev:
-            ctx.inconsistent("phase event to %s says the previous phase was %s, the previous phase event "
-                             "entered %s (a phase event is missing)" % (phase_name(e["a"]), phase_name(e["b"]),
-                                                                      phase_name(prev)),
-                             offset=e["offset"], seq=e["seq"])
+            v.inconsistent("phase event to %s says the previous phase was %s, the previous phase event "
+                           "entered %s (a phase event is missing)" % (phase_name(e["a"]), phase_name(e["b"]),
+                                                                    phase_name(prev)),
+                           offset=e["offset"], seq=e["seq"])
         prev = e["a"]
-    final_phase = prev
-    aborted = final_phase == PH_ABORTED or fault != 0
-    if fault and final_phase != PH_ABORTED:
-        ctx.inconsistent("fault %s recorded but the run did not enter ABORTED" % event_name(fault),
-                         offset=fault_ev[0]["offset"], seq=fault_ev[0]["seq"])
+    v.final_phase = prev
+    v.aborted = v.final_phase == PH_ABORTED or v.fault != 0
+    if v.fault and v.final_phase != PH_ABORTED:
+        v.inconsistent("fault %s recorded but the run did not enter ABORTED" % event_name(v.fault),
+                       offset=v.fault_ev[0]["offset"], seq=v.fault_ev[0]["seq"])
     leak = [None] * n
     early = [0] * n
     for e in ev:
         if e["code"] == E_LEAK:
             c = e["a"]
             if not (0 <= c < n) or e["b"] not in (0, 1):
-                ctx.inconsistent("leak answer event for cell %d with answer %d" % (c, e["b"]),
-                                 offset=e["offset"], seq=e["seq"])
+                v.inconsistent("leak answer event for cell %d with answer %d" % (c, e["b"]),
+                               offset=e["offset"], seq=e["seq"])
             elif leak[c] is not None:
-                ctx.inconsistent("second leak answer for cell %d" % c, offset=e["offset"], seq=e["seq"])
+                v.inconsistent("second leak answer for cell %d" % c, offset=e["offset"], seq=e["seq"])
             else:
                 leak[c] = e["b"]
         elif e["code"] == E_EARLY_FAIL:
             c = e["a"]
             if not (0 <= c < n):
-                ctx.inconsistent("early-fail event for cell %d" % c, offset=e["offset"], seq=e["seq"])
+                v.inconsistent("early-fail event for cell %d" % c, offset=e["offset"], seq=e["seq"])
             else:
                 early[c] = 1
-    out["events"] = {"fault": fault, "fault_name": FAULT_NAMES.get(fault), "invalid": invalid,
-                     "invalid_name": FAULT_NAMES.get(invalid), "final_phase": phase_name(final_phase),
-                     "leak_answers": leak, "early_fail": early}
+    v.leak_answers, v.early_fail = leak, early
+    v.out["events"] = {"fault": v.fault, "fault_name": FAULT_NAMES.get(v.fault), "invalid": v.invalid,
+                       "invalid_name": FAULT_NAMES.get(v.invalid), "final_phase": phase_name(v.final_phase),
+                       "leak_answers": leak, "early_fail": early}
 
-    # ---- 3b. power cuts: resumes and the closing of an interrupted run (docs/LOGFORMAT.md section 9)
-    pc = _check_power_cuts(ctx, log, hdr, samples_intact)
-    out["power_cuts"] = pc
-    interrupted = pc["interrupted"]
-    if interrupted is not None and not fault:
-        aborted = False         # only a fault makes a closed run ABORTED (recovery.verdict_record)
 
-    # ---- 4. samples against events: phases, excursions, soak time
-    by_t = {}
-    for s in log.samples:
-        by_t[s["t_s"]] = s
-    if samples_intact:
-        _check_samples_vs_events(ctx, log, by_t, phase_ev)
-    if method:
-        _check_in_spec(ctx, log, hdr.get("method"), hdr.get("probe"))
-    if method:
-        _check_heat_cool(ctx, log, hdr.get("method"), phase_ev)
+def check_recovery(v):
+    """Power cuts: resumes and the closing of an interrupted run (docs/LOGFORMAT.md section 9)."""
+    v.power_cuts = _check_power_cuts(v, v.log, v.hdr, v.samples_intact)
+    v.out["power_cuts"] = v.power_cuts
+    v.interrupted = v.power_cuts["interrupted"]
+    if v.interrupted is not None and not v.fault:
+        v.aborted = False       # only a fault makes a closed run ABORTED (recovery.verdict_record)
+
+
+def check_samples(v):
+    """The 1 Hz samples against the events (phases, excursions; intact logs only), the IN_SPEC flag
+    against the method, the heating and cooling medium."""
+    for s in v.log.samples:
+        v.sample_at_s[s["t_s"]] = s
+    if v.samples_intact:
+        _check_samples_vs_events(v, v.log, v.sample_at_s, v.phase_ev)
+    if v.method:
+        _check_in_spec(v, v.log, v.header_method, v.hdr.get("probe"))
+    if v.method:
+        _check_heat_cool(v, v.log, v.header_method, v.phase_ev)
+
+
+def count_soak_time(v):
+    """The soak seconds from the samples and the SOAK_DONE event (no findings: the verdict checks use them)."""
+    samples = v.log.samples
     # heat_in "air": the pump-down's and HEATUP's seconds at the method's conditions (IN_SPEC) are soak
     # time too (app._credit); they count in both the in-spec and the total soak time
-    credit = sum(1 for s in log.samples if s["phase"] in (PH_PUMPDOWN, PH_HEATUP) and s["flags"] & SF_IN_SPEC)
-    soak_in = credit + sum(1 for s in log.samples if s["phase"] == PH_SOAK and s["flags"] & SF_IN_SPEC)
-    soak_tot = credit + sum(1 for s in log.samples if s["phase"] == PH_SOAK)
-    done_ev = [e for e in ev if e["code"] == E_SOAK_DONE]
-    out["soak"] = {"in_spec_s_samples": soak_in, "total_s_samples": soak_tot,
-                   "required_s": method["soak_s"] if method else None,
-                   "done_event": {"in_spec_s": done_ev[0]["a"], "total_s": done_ev[0]["b"],
-                                  "t_s": done_ev[0]["t_ms"] // 1000} if done_ev else None,
-                   "samples_intact": samples_intact}
+    credit = sum(1 for s in samples if s["phase"] in (PH_PUMPDOWN, PH_HEATUP) and s["flags"] & SF_IN_SPEC)
+    v.soak_in_spec_s = credit + sum(1 for s in samples if s["phase"] == PH_SOAK and s["flags"] & SF_IN_SPEC)
+    soak_total_s = credit + sum(1 for s in samples if s["phase"] == PH_SOAK)
+    done_ev = v.soak_done_ev = [e for e in v.log.events if e["code"] == E_SOAK_DONE]
+    v.out["soak"] = {"in_spec_s_samples": v.soak_in_spec_s, "total_s_samples": soak_total_s,
+                     "required_s": v.method["soak_s"] if v.method else None,
+                     "done_event": {"in_spec_s": done_ev[0]["a"], "total_s": done_ev[0]["b"],
+                                    "t_s": done_ev[0]["t_ms"] // 1000} if done_ev else None,
+                     "samples_intact": v.samples_intact}
 
-    # ---- 5. weighings
-    wmap = weighing_map(log)
+
+def check_weighings(v):
+    """One tare, m0, m1 per cell; each WEIGH's load-cell temperature against the samples; m0 and m1
+    under the same conditions; every weighing phase left normally has its WEIGH records."""
+    n, ev = v.n, v.log.events
+    wmap = weighing_map(v.log)
     for (kind, cell), ws in sorted(wmap.items()):
         if kind not in KIND_NAMES or not (0 <= cell < n):
-            ctx.inconsistent("unexpected weighing kind %d for cell %d" % (kind, cell),
-                             offset=ws[0]["offset"], seq=ws[0]["seq"])
+            v.inconsistent("unexpected weighing kind %d for cell %d" % (kind, cell),
+                           offset=ws[0]["offset"], seq=ws[0]["seq"])
         for w in ws[1:]:
-            ctx.inconsistent("second %s weighing for cell %d" % (KIND_NAMES.get(kind, kind), cell),
-                             offset=w["offset"], seq=w["seq"])
-    weigh = {}
+            v.inconsistent("second %s weighing for cell %d" % (KIND_NAMES.get(kind, kind), cell),
+                           offset=w["offset"], seq=w["seq"])
+    weigh = v.weigh
     for kind in (1, 2, 3):
         for c in range(n):
             ws = wmap.get((kind, c))
             if ws:
                 weigh[(kind, c)] = ws[0]
     settle_ev = [e for e in ev if e["code"] == E_SETTLE]
-    if samples_intact:
-        _check_weigh_temps(ctx, weigh, by_t, phase_ev, settle_ev)
-    _check_weigh_conditions(ctx, weigh, ev, phase_ev, settle_ev, hm, n)
-    out["weigh_conditions"] = weigh_conditions(weigh, settle_ev, n)
+    if v.samples_intact:
+        _check_weigh_temps(v, weigh, v.sample_at_s, v.phase_ev, settle_ev)
+    _check_weigh_conditions(v, weigh, ev, v.phase_ev, settle_ev, v.header_method, n)
+    v.out["weigh_conditions"] = weigh_conditions(weigh, settle_ev, n)
     # a weighing phase left for anything but ABORTED ended with a stable reading of every cell
-    for e in phase_ev:
-        kind = {v: k for k, v in WEIGH_PHASE.items()}.get(e["b"])
+    for e in v.phase_ev:
+        kind = {p: k for k, p in WEIGH_PHASE.items()}.get(e["b"])
         if kind is not None and e["a"] != PH_ABORTED:
             for c in range(n):
                 if (kind, c) not in weigh:
-                    ctx.inconsistent("the %s phase ended at %d s without a %s WEIGH record for cell %d"
-                                     % (phase_name(e["b"]), e["t_ms"] // 1000, KIND_NAMES[kind], c),
-                                     offset=e["offset"], seq=e["seq"])
-    # the device signals SOAK_DONE exactly when the in-spec soak reaches the method's soak_s
-    if method and done_ev and done_ev[0]["a"] != method["soak_s"]:
-        ctx.inconsistent("SOAK_DONE reports %d s in spec, the method's soak_s is %d s"
-                         % (done_ev[0]["a"], method["soak_s"]), offset=done_ev[0]["offset"], seq=done_ev[0]["seq"])
+                    v.inconsistent("the %s phase ended at %d s without a %s WEIGH record for cell %d"
+                                   % (phase_name(e["b"]), e["t_ms"] // 1000, KIND_NAMES[kind], c),
+                                   offset=e["offset"], seq=e["seq"])
+
+
+def check_soak_done(v):
+    """The device signals SOAK_DONE once, exactly when the in-spec soak reaches the method's soak_s,
+    in the second of the change SOAK -> COOLDOWN."""
+    done_ev = v.soak_done_ev
+    if v.method and done_ev and done_ev[0]["a"] != v.method["soak_s"]:
+        v.inconsistent("SOAK_DONE reports %d s in spec, the method's soak_s is %d s"
+                       % (done_ev[0]["a"], v.method["soak_s"]), offset=done_ev[0]["offset"], seq=done_ev[0]["seq"])
     if len(done_ev) > 1:
-        ctx.inconsistent("%d SOAK_DONE events" % len(done_ev), offset=done_ev[1]["offset"], seq=done_ev[1]["seq"])
+        v.inconsistent("%d SOAK_DONE events" % len(done_ev), offset=done_ev[1]["offset"], seq=done_ev[1]["seq"])
     if done_ev:
         t = done_ev[0]["t_ms"]
-        if not any(e["t_ms"] == t and e["a"] == PH_COOLDOWN and e["b"] == PH_SOAK for e in phase_ev):
-            ctx.inconsistent("SOAK_DONE at %d s is not followed by the change SOAK -> COOLDOWN in the same second"
-                             % (t // 1000), offset=done_ev[0]["offset"], seq=done_ev[0]["seq"])
-    # order: tare < m0 < soak done <= m1
-    for c in range(n):
+        if not any(e["t_ms"] == t and e["a"] == PH_COOLDOWN and e["b"] == PH_SOAK for e in v.phase_ev):
+            v.inconsistent("SOAK_DONE at %d s is not followed by the change SOAK -> COOLDOWN in the same second"
+                           % (t // 1000), offset=done_ev[0]["offset"], seq=done_ev[0]["seq"])
+
+
+def check_weighing_order(v):
+    """Per cell: tare < m0 < end of the soak <= m1."""
+    weigh, done_ev = v.weigh, v.soak_done_ev
+    for c in range(v.n):
         ts = [weigh[(k, c)]["t_ms"] for k in (1, 2, 3) if (k, c) in weigh]
         if ts != sorted(ts):
             w = weigh[(3, c)] if (3, c) in weigh else weigh[(2, c)]
-            ctx.inconsistent("cell %d: weighings are not in the order tare, m0, m1" % c,
-                             offset=w["offset"], seq=w["seq"])
+            v.inconsistent("cell %d: weighings are not in the order tare, m0, m1" % c,
+                           offset=w["offset"], seq=w["seq"])
         if (3, c) in weigh and done_ev and weigh[(3, c)]["t_ms"] < done_ev[0]["t_ms"]:
             w = weigh[(3, c)]
-            ctx.inconsistent("cell %d: m1 weighed at %d s, before the soak ended at %d s"
-                             % (c, w["t_ms"] // 1000, done_ev[0]["t_ms"] // 1000), offset=w["offset"], seq=w["seq"])
+            v.inconsistent("cell %d: m1 weighed at %d s, before the soak ended at %d s"
+                           % (c, w["t_ms"] // 1000, done_ev[0]["t_ms"] // 1000), offset=w["offset"], seq=w["seq"])
 
-    # ---- 6. recompute the verdict
-    # logs of firmware with the uncertainty budget list "no_pass" per cell (docs/UNCERTAINTY.md);
-    # older logs keep the old formula (window statistics + method u_sys_ppm) and early-fail rule
-    dev0 = log.verdict
-    new_fmt = any("no_pass" in (dev_cell(dev0, c) or {}) for c in range(n))
-    out["budget_format"] = new_fmt
-    np_events = {}
+
+def collect_no_pass(v):
+    """The budget-era facts (logs of firmware with the uncertainty budget list "no_pass" per cell,
+    docs/UNCERTAINTY.md; older logs keep the old formula and early-fail rule): the NO_PASS events per
+    cell, settle_s, the blank fits' zero returns; an early_fail "stop" soak cut before every cell failed."""
+    n, ev, method = v.n, v.log.events, v.method
+    v.budget_format = any("no_pass" in (dev_cell(v.log.verdict, c) or {}) for c in range(n))
+    v.out["budget_format"] = v.budget_format
     for e in ev:
         if e["code"] == E_NO_PASS:
             name = NO_PASS_NAMES[e["a"]] if _is_int(e["a"]) and 0 < e["a"] < len(NO_PASS_NAMES) else None
             if name is None:
-                ctx.inconsistent("NO_PASS event with an unknown reason %r" % (e["a"],), offset=e["offset"], seq=e["seq"])
+                v.inconsistent("NO_PASS event with an unknown reason %r" % (e["a"],), offset=e["offset"], seq=e["seq"])
                 continue
             for c in range(n):
-                if (e["b"] == -1 or e["b"] == c) and name not in np_events.setdefault(c, []):
-                    np_events[c].append(name)
+                if (e["b"] == -1 or e["b"] == c) and name not in v.no_pass_events.setdefault(c, []):
+                    v.no_pass_events[c].append(name)
     settle_ev = [e for e in ev if e["code"] == E_SETTLE]
-    settle_s = max(0, settle_ev[-1]["a"]) if settle_ev and _is_int(settle_ev[-1]["a"]) else 0
-    zero_returns = [0] * n
-    if isinstance(blank, list):
-        for c in range(min(n, len(blank))):
-            zr = blank[c].get("zero_return_counts") if isinstance(blank[c], dict) else None
-            zero_returns[c] = zr if _is_int(zr) else 0
-    if new_fmt and method and method["early_fail"] == "stop" and not done_ev and not invalid and not aborted \
-            and any(e["a"] == PH_COOLDOWN and e["b"] == PH_SOAK for e in phase_ev) and not all(early):
-        ctx.inconsistent("the soak ended early (early_fail stop, no SOAK_DONE) although cell(s) %s had not failed "
-                         "early: one cell's early FAIL must not cut the others' soak"
-                         % ", ".join(str(c) for c in range(n) if not early[c]))
-    exp_cells = []
-    cells_out = []
-    for c in range(n):
-        co = {"cell": c, "id": out["cell_ids"][c], "readings": {}, "exact": None, "error": None}
-        cells_out.append(co)
-        if aborted or interrupted is not None:
-            # a run closed INTERRUPTED at boot: INVALID, or ABORTED after a fault, never a measured verdict
-            exp_cells.append({"verdict": "ABORTED" if aborted else "INVALID", "cell": c, "leak_visible": leak[c],
-                              "early_fail": early[c]})
-            if new_fmt:
-                exp_cells[-1]["no_pass"] = list(np_events.get(c, []))
-            if interrupted is not None and not aborted:
-                co["error"] = "run interrupted by a power cut/reset and closed at boot: no final weighing"
-            continue
-        if final_phase != PH_DONE:
-            exp_cells.append(None)
-            co["error"] = "the run did not finish (last phase %s)" % phase_name(final_phase)
-            continue
-        try:
-            if method is None:
-                raise CannotRecompute("no usable method in the header")
-            rd = {}
-            for kind in (1, 2, 3):
-                w = weigh.get((kind, c))
-                if w is None:
-                    raise CannotRecompute("no %s weighing for cell %d" % (KIND_NAMES[kind], c))
-                r = reading(w["samples"])
-                rc = corrected(r, drifts[c], w["lc_temp_c_x100"])
-                if new_fmt and drifts[c] is not None:
-                    # the budget carries the drift fit's uncertainty (correlated), not the readings
-                    rc = (rc[0], r[1])
-                rd[kind] = rc
-                co["readings"][KIND_NAMES[kind]] = {
-                    "n": len(w["samples"]), "mean_counts": float(r[0]), "sd_mean_counts": math.sqrt(float(r[1])),
-                    "lc_temp_c_x100": w["lc_temp_c_x100"], "corrected_mean_counts": float(rc[0]),
-                    "corrected_sd_mean_counts": math.sqrt(float(rc[1])), "seq": w["seq"], "offset": w["offset"]}
-            if leak[c] is None:
-                raise CannotRecompute("no leak answer for cell %d" % c)
-            bud = None
-            if new_fmt:
-                dc = dev_cell(dev0, c) or {}
-                dbud = dc.get("budget") if isinstance(dc.get("budget"), dict) else {}
-                inp = budget_inputs(ctx, hdr, c, weigh, settle_s, zero_returns[c], method, dbud.get("inputs"))
-                vk = drifts[c][1] if drifts[c] is not None else None
-                bx = {}
-                bud = budget(rd[1], rd[2], rd[3], weigh[(1, c)]["lc_temp_c_x100"], weigh[(2, c)]["lc_temp_c_x100"],
-                             weigh[(3, c)]["lc_temp_c_x100"], vk, inp, bx)
-                co["budget"] = bud
-            fields, exact = evaluate(rd[1], rd[2], rd[3], method, leak[c], bud["U_ppm"] if bud else None)
-            if bud:
-                exact["u_std_ppm"] = math.sqrt(float(bx["u2_ppm2"]))
-                exact["u_k2_ppm"] = 2 * exact["u_std_ppm"]
-            co["exact"] = exact
-        except CannotRecompute as e:
-            co["error"] = str(e)
-            ctx.inconsistent("cannot recompute cell %d: %s" % (c, e), rec=ctx.vrec)
-            exp_cells.append(None)
-            continue
-        if new_fmt:
-            # no-PASS reasons: the record lists the NO_PASS events' reasons for this cell in order;
-            # those the log itself shows (blank fit, check weights, a cut soak) must be among them
-            derived = blank_reasons(blank if isinstance(cal, dict) else None, c, method, bud)
-            if bud is not None and not rep_known(bud["inputs"]):
-                derived.append("NO_CHECK")
-            if not done_ev and not invalid:
-                derived.append("SOAK_CUT")
-            logged = np_events.get(c, [])
-            for r in derived:
-                if r not in logged:
-                    ctx.verdict_issue("cell %d cannot PASS (%s: %s) but the log has no NO_PASS event for it"
-                                      % (c, r, NO_PASS_TEXT[r]))
-            for r in logged:
-                if r in DERIVED_NO_PASS and r not in derived:
-                    ctx.verdict_issue("cell %d: NO_PASS %s although the log does not show it" % (c, r))
-            fields["budget"] = bud
-            fields["no_pass"] = list(logged)
-            co["no_pass"] = sorted(set(logged) | set(derived), key=NO_PASS_NAMES.index)
-        if invalid:
-            fields["verdict"] = "INVALID"
-        elif new_fmt:
-            if co["no_pass"] and fields["verdict"] == "PASS":
-                fields["verdict"] = "INCONCLUSIVE"
-        elif any(early) and method["early_fail"] == "stop" and fields["verdict"] != "FAIL":
-            # the soak was cut short for every cell on the oven, not only for the one that early-failed
+    v.settle_s = max(0, settle_ev[-1]["a"]) if settle_ev and _is_int(settle_ev[-1]["a"]) else 0
+    v.zero_returns = [0] * n
+    if isinstance(v.blank, list):
+        for c in range(min(n, len(v.blank))):
+            zr = v.blank[c].get("zero_return_counts") if isinstance(v.blank[c], dict) else None
+            v.zero_returns[c] = zr if _is_int(zr) else 0
+    early = v.early_fail
+    if v.budget_format and method and method["early_fail"] == "stop" and not v.soak_done_ev and not v.invalid \
+            and not v.aborted and any(e["a"] == PH_COOLDOWN and e["b"] == PH_SOAK for e in v.phase_ev) \
+            and not all(early):
+        v.inconsistent("the soak ended early (early_fail stop, no SOAK_DONE) although cell(s) %s had not failed "
+                       "early: one cell's early FAIL must not cut the others' soak"
+                       % ", ".join(str(c) for c in range(n) if not early[c]))
+
+
+def recompute_cells(v):
+    """Every cell's VERDICT fields recomputed from the raw records (v.exp_cells, None where they
+    cannot be) and the report's view of each cell (v.cells_out)."""
+    for c in range(v.n):
+        v.exp_cells.append(_recompute_cell(v, c))
+
+
+def _recompute_cell(v, c):
+    co = {"cell": c, "id": v.out["cell_ids"][c], "readings": {}, "exact": None, "error": None}
+    v.cells_out.append(co)
+    leak, early = v.leak_answers[c], v.early_fail[c]
+    if v.aborted or v.interrupted is not None:
+        # a run closed INTERRUPTED at boot: INVALID, or ABORTED after a fault, never a measured verdict
+        fields = {"verdict": "ABORTED" if v.aborted else "INVALID", "cell": c, "leak_visible": leak,
+                  "early_fail": early}
+        if v.budget_format:
+            fields["no_pass"] = list(v.no_pass_events.get(c, []))
+        if v.interrupted is not None and not v.aborted:
+            co["error"] = "run interrupted by a power cut/reset and closed at boot: no final weighing"
+        return fields
+    if v.final_phase != PH_DONE:
+        co["error"] = "the run did not finish (last phase %s)" % phase_name(v.final_phase)
+        return None
+    try:
+        fields, bud = _measured_cell(v, c, co)
+    except CannotRecompute as e:
+        co["error"] = str(e)
+        v.inconsistent("cannot recompute cell %d: %s" % (c, e), rec=v.vrec)
+        return None
+    if v.budget_format:
+        _check_cell_no_pass(v, c, co, fields, bud)
+    if v.invalid:
+        fields["verdict"] = "INVALID"
+    elif v.budget_format:
+        if co["no_pass"] and fields["verdict"] == "PASS":
             fields["verdict"] = "INCONCLUSIVE"
-        fields["cell"] = c
-        fields["leak_visible"] = leak[c]
-        fields["early_fail"] = early[c]
-        exp_cells.append(fields)
-    if aborted:
+    elif any(v.early_fail) and v.method["early_fail"] == "stop" and fields["verdict"] != "FAIL":
+        # the soak was cut short for every cell on the oven, not only for the one that early-failed
+        fields["verdict"] = "INCONCLUSIVE"
+    fields["cell"] = c
+    fields["leak_visible"] = leak
+    fields["early_fail"] = early
+    return fields
+
+
+def _measured_cell(v, c, co):
+    """(fields, budget or None) of a finished run's cell from its drift-corrected readings;
+    CannotRecompute when the log lacks what they need."""
+    method, drift, weigh = v.method, v.drifts[c], v.weigh
+    if method is None:
+        raise CannotRecompute("no usable method in the header")
+    rd = {}
+    for kind in (1, 2, 3):
+        w = weigh.get((kind, c))
+        if w is None:
+            raise CannotRecompute("no %s weighing for cell %d" % (KIND_NAMES[kind], c))
+        r = reading(w["samples"])
+        rc = corrected(r, drift, w["lc_temp_c_x100"])
+        if v.budget_format and drift is not None:
+            # the budget carries the drift fit's uncertainty (correlated), not the readings
+            rc = (rc[0], r[1])
+        rd[kind] = rc
+        co["readings"][KIND_NAMES[kind]] = {
+            "n": len(w["samples"]), "mean_counts": float(r[0]), "sd_mean_counts": math.sqrt(float(r[1])),
+            "lc_temp_c_x100": w["lc_temp_c_x100"], "corrected_mean_counts": float(rc[0]),
+            "corrected_sd_mean_counts": math.sqrt(float(rc[1])), "seq": w["seq"], "offset": w["offset"]}
+    if v.leak_answers[c] is None:
+        raise CannotRecompute("no leak answer for cell %d" % c)
+    bud = None
+    if v.budget_format:
+        dc = dev_cell(v.log.verdict, c) or {}
+        dbud = dc.get("budget") if isinstance(dc.get("budget"), dict) else {}
+        inp = budget_inputs(v, v.hdr, c, weigh, v.settle_s, v.zero_returns[c], method, dbud.get("inputs"))
+        var_k = drift[1] if drift is not None else None
+        exact_budget = {}
+        bud = budget(rd[1], rd[2], rd[3], weigh[(1, c)]["lc_temp_c_x100"], weigh[(2, c)]["lc_temp_c_x100"],
+                     weigh[(3, c)]["lc_temp_c_x100"], var_k, inp, exact_budget)
+        co["budget"] = bud
+    fields, exact = evaluate(rd[1], rd[2], rd[3], method, v.leak_answers[c], bud["U_ppm"] if bud else None)
+    if bud:
+        exact["u_std_ppm"] = math.sqrt(float(exact_budget["u2_ppm2"]))
+        exact["u_k2_ppm"] = 2 * exact["u_std_ppm"]
+    co["exact"] = exact
+    return fields, bud
+
+
+def _check_cell_no_pass(v, c, co, fields, bud):
+    """No-PASS reasons: the record lists the NO_PASS events' reasons for this cell in order; those the
+    log itself shows (blank fit, check weights, a cut soak) must be among them."""
+    derived = blank_reasons(v.blank if isinstance(v.cal, dict) else None, c, v.method, bud)
+    if bud is not None and not rep_known(bud["inputs"]):
+        derived.append("NO_CHECK")
+    if not v.soak_done_ev and not v.invalid:
+        derived.append("SOAK_CUT")
+    logged = v.no_pass_events.get(c, [])
+    for r in derived:
+        if r not in logged:
+            v.verdict_issue("cell %d cannot PASS (%s: %s) but the log has no NO_PASS event for it"
+                            % (c, r, NO_PASS_TEXT[r]))
+    for r in logged:
+        if r in DERIVED_NO_PASS and r not in derived:
+            v.verdict_issue("cell %d: NO_PASS %s although the log does not show it" % (c, r))
+    fields["budget"] = bud
+    fields["no_pass"] = list(logged)
+    co["no_pass"] = sorted(set(logged) | set(derived), key=NO_PASS_NAMES.index)
+
+
+def recompute_overall(v):
+    """The run's verdict: ABORTED > INVALID (an interrupted or invalid run) > the most severe cell."""
+    exp_cells = v.exp_cells
+    if v.aborted:
         overall = "ABORTED"
-    elif interrupted is not None:
+    elif v.interrupted is not None:
         overall = "INVALID"
-    elif final_phase != PH_DONE:
+    elif v.final_phase != PH_DONE:
         overall = None
-    elif invalid:
+    elif v.invalid:
         overall = "INVALID"
     elif any(x is None for x in exp_cells):
         overall = None
     else:
-        overall = max((x["verdict"] for x in exp_cells), key=lambda v: SEVERITY[v]) if exp_cells else None
-    exp_run = {"verdict": overall, "method": method["name"] if method else None, "fault": fault,
-               "invalid": invalid if invalid or interrupted is None else F_INTERRUPTED}
+        overall = max((x["verdict"] for x in exp_cells), key=lambda x: SEVERITY[x]) if exp_cells else None
+    v.overall = overall
+    v.exp_run = {"verdict": overall, "method": v.method["name"] if v.method else None, "fault": v.fault,
+                 "invalid": v.invalid if v.invalid or v.interrupted is None else F_INTERRUPTED}
 
-    # ---- 7. compare with the device's VERDICT record
-    dev = log.verdict
-    if len(log.verdicts) > 1:
-        ctx.inconsistent("%d VERDICT records (a run writes one)" % len(log.verdicts), rec=ctx.vrec)
+
+def check_verdict_record(v):
+    """One VERDICT record, where the run ended, equal to the recomputation field by field."""
+    dev, final_phase = v.log.verdict, v.final_phase
+    if len(v.log.verdicts) > 1:
+        v.inconsistent("%d VERDICT records (a run writes one)" % len(v.log.verdicts), rec=v.vrec)
     if dev is None:
-        if interrupted is not None:
-            ctx.inconsistent("the run was closed INTERRUPTED at boot but there is no VERDICT record")
+        if v.interrupted is not None:
+            v.inconsistent("the run was closed INTERRUPTED at boot but there is no VERDICT record")
         elif final_phase in (PH_DONE, PH_ABORTED):
-            ctx.inconsistent("the run ended (%s) but there is no VERDICT record" % phase_name(final_phase))
+            v.inconsistent("the run ended (%s) but there is no VERDICT record" % phase_name(final_phase))
         else:
-            ctx.inconsistent("no VERDICT record: the run did not finish (last phase %s)" % phase_name(final_phase))
+            v.inconsistent("no VERDICT record: the run did not finish (last phase %s)" % phase_name(final_phase))
     else:
-        _compare(ctx, dev, exp_run, exp_cells, out["soak"], aborted, n, method, pc)
-        if final_phase not in (PH_DONE, PH_ABORTED) and interrupted is None:
-            ctx.verdict_issue("VERDICT record although the run never reached DONE or ABORTED (last phase %s)"
-                              % phase_name(final_phase))
+        _compare(v, dev, v.exp_run, v.exp_cells, v.out["soak"], v.aborted, v.n, v.method, v.power_cuts)
+        if final_phase not in (PH_DONE, PH_ABORTED) and v.interrupted is None:
+            v.verdict_issue("VERDICT record although the run never reached DONE or ABORTED (last phase %s)"
+                            % phase_name(final_phase))
 
-    # ---- 8. a PASS needs a whole, fault-free run
+
+def check_pass_requirements(v):
+    """A PASS (of the run or of a cell) needs a whole, fault-free run: no fault or INVALID event, all
+    weighings, soak_s of in-spec samples, SOAK_DONE, a valid blank fit, no NO_PASS reason; a run
+    closed at boot after a power cut has no measured verdict at all."""
+    dev, n, method, interrupted = v.log.verdict, v.n, v.method, v.interrupted
     dev_pass = False
     if isinstance(dev, dict):
         dev_pass = dev.get("verdict") == "PASS" or any(dev_cell(dev, c) is not None and
                                                        dev_cell(dev, c).get("verdict") == "PASS" for c in range(n))
     if interrupted is not None and isinstance(dev, dict):
-        measured = sorted({v for v in [dev.get("verdict")] + [(dev_cell(dev, c) or {}).get("verdict") for c in range(n)]
-                           if v in ("PASS", "FAIL", "INCONCLUSIVE")}, key=lambda v: SEVERITY[v])
+        measured = sorted({x for x in [dev.get("verdict")] + [(dev_cell(dev, c) or {}).get("verdict") for c in range(n)]
+                           if x in ("PASS", "FAIL", "INCONCLUSIVE")}, key=lambda x: SEVERITY[x])
         if measured:
-            ctx.verdict_issue("%s verdict on a run that was interrupted by a power cut/reset and closed at boot "
-                              "(INTERRUPTED event at %d s, reason %s): such a run is INVALID or ABORTED, never measured"
-                              % ("/".join(measured), interrupted["t_s"], interrupted["reason_name"]))
-    if dev_pass:
-        if fault_ev:
-            ctx.verdict_issue("PASS although the log has fault event %s at %d s"
-                              % (event_name(fault_ev[0]["code"]), fault_ev[0]["t_ms"] // 1000))
-        if inv_ev:
-            ctx.verdict_issue("PASS although the run was declared invalid (%s)" % FAULT_NAMES.get(invalid, invalid))
-        missing = ["%s of cell %d" % (KIND_NAMES[k], c) for c in range(n) for k in (1, 2, 3) if (k, c) not in weigh]
-        if missing:
-            ctx.verdict_issue("PASS with missing weighings: %s" % ", ".join(missing))
-        if method and soak_in < method["soak_s"]:
-            ctx.verdict_issue("PASS but the samples show only %d s of in-spec soak (IN_SPEC samples), "
-                              "the method needs %d s" % (soak_in, method["soak_s"]))
-        if not done_ev:
-            ctx.verdict_issue("PASS without a SOAK_DONE event")
-        # no PASS on data that was not drift-corrected (docs/UNCERTAINTY.md section 4)
-        pass_cells = [c for c in range(n) if (dev_cell(dev, c) or {}).get("verdict") == "PASS"] or list(range(n))
-        for c in pass_cells:
-            br = [r for r in blank_reasons(blank if isinstance(cal, dict) else None, c, method or {"limit_ppm": 0}, None)
-                  if r != "ZERO_RETURN" or not isinstance(blank, list)]
-            if br:
-                ctx.verdict_issue("PASS of cell %d without a valid blank (drift) fit: %s"
-                                  % (c, ", ".join("%s (%s)" % (r, NO_PASS_TEXT[r]) for r in br)))
-            if np_events.get(c):
-                ctx.verdict_issue("PASS of cell %d although the log gives reason(s) it cannot PASS: %s"
-                                  % (c, ", ".join(np_events[c])))
+            v.verdict_issue("%s verdict on a run that was interrupted by a power cut/reset and closed at boot "
+                            "(INTERRUPTED event at %d s, reason %s): such a run is INVALID or ABORTED, never measured"
+                            % ("/".join(measured), interrupted["t_s"], interrupted["reason_name"]))
+    if not dev_pass:
+        return
+    if v.fault_ev:
+        v.verdict_issue("PASS although the log has fault event %s at %d s"
+                        % (event_name(v.fault_ev[0]["code"]), v.fault_ev[0]["t_ms"] // 1000))
+    if v.inv_ev:
+        v.verdict_issue("PASS although the run was declared invalid (%s)" % FAULT_NAMES.get(v.invalid, v.invalid))
+    missing = ["%s of cell %d" % (KIND_NAMES[k], c) for c in range(n) for k in (1, 2, 3) if (k, c) not in v.weigh]
+    if missing:
+        v.verdict_issue("PASS with missing weighings: %s" % ", ".join(missing))
+    if method and v.soak_in_spec_s < method["soak_s"]:
+        v.verdict_issue("PASS but the samples show only %d s of in-spec soak (IN_SPEC samples), "
+                        "the method needs %d s" % (v.soak_in_spec_s, method["soak_s"]))
+    if not v.soak_done_ev:
+        v.verdict_issue("PASS without a SOAK_DONE event")
+    # no PASS on data that was not drift-corrected (docs/UNCERTAINTY.md section 4)
+    blank = v.blank
+    pass_cells = [c for c in range(n) if (dev_cell(dev, c) or {}).get("verdict") == "PASS"] or list(range(n))
+    for c in pass_cells:
+        br = [r for r in blank_reasons(blank if isinstance(v.cal, dict) else None, c, method or {"limit_ppm": 0}, None)
+              if r != "ZERO_RETURN" or not isinstance(blank, list)]
+        if br:
+            v.verdict_issue("PASS of cell %d without a valid blank (drift) fit: %s"
+                            % (c, ", ".join("%s (%s)" % (r, NO_PASS_TEXT[r]) for r in br)))
+        if v.no_pass_events.get(c):
+            v.verdict_issue("PASS of cell %d although the log gives reason(s) it cannot PASS: %s"
+                            % (c, ", ".join(v.no_pass_events[c])))
 
-    # ---- result
+
+# run in this order: each reads the facts the ones before it set on the _Verification
+CHECKS = (check_reader_damage, check_header, check_events, check_recovery, check_samples, count_soak_time,
+          check_weighings, check_soak_done, check_weighing_order, collect_no_pass, recompute_cells,
+          recompute_overall, check_verdict_record, check_pass_requirements)
+
+
+def verify_log(log, path=None):
+    """Verify a Log from logfile.read_log(). Returns a JSON-ready dict; "exit_code" is 0 or 1."""
+    v = _Verification(log, path)
+    for check in CHECKS:
+        check(v)
+    return _result(v)
+
+
+def _result(v):
+    """The JSON-ready result: the field-by-field comparison per cell, the overall verdicts, the
+    findings and the status / exit code they give."""
+    out, dev = v.out, v.log.verdict
     out["cells"] = []
-    for c in range(n):
+    for c in range(v.n):
         d = dev_cell(dev, c)
-        e = exp_cells[c] if c < len(exp_cells) else None
+        e = v.exp_cells[c] if c < len(v.exp_cells) else None
         keys = [k for k in CELL_FIELDS + ("leak_visible", "early_fail", "no_pass", "budget")
                 if (d and k in d) or (e and k in e)]
         rows = {}
@@ -925,18 +971,18 @@ def verify_log(log, path=None):
             dv = d.get(k, "<absent>") if d is not None else "<absent>"
             rv = e.get(k, "<absent>") if e is not None else None
             rows[k] = {"device": dv, "recomputed": rv, "match": e is not None and dv == rv}
-        co = cells_out[c]
+        co = v.cells_out[c]
         co["fields"] = rows
         out["cells"].append(co)
-    out["overall"] = {"device": dev.get("verdict") if isinstance(dev, dict) else None, "recomputed": overall,
-                      "match": isinstance(dev, dict) and overall is not None and dev.get("verdict") == overall}
+    out["overall"] = {"device": dev.get("verdict") if isinstance(dev, dict) else None, "recomputed": v.overall,
+                      "match": isinstance(dev, dict) and v.overall is not None and dev.get("verdict") == v.overall}
     out["device_run"] = {k: dev.get(k) for k in ("fault", "invalid", "soak_in_spec_s", "soak_total_s", "method")} \
         if isinstance(dev, dict) else None
-    out["verdict_record"] = {"seq": ctx.vrec.seq, "offset": ctx.vrec.offset} if ctx.vrec else None
-    out["findings"] = ctx.findings
-    out["notes"] = ctx.notes
-    damaged = any(f["level"] == "damage" for f in ctx.findings)
-    incons = any(f["level"] == "inconsistent" for f in ctx.findings)
+    out["verdict_record"] = {"seq": v.vrec.seq, "offset": v.vrec.offset} if v.vrec else None
+    out["findings"] = v.findings
+    out["notes"] = v.notes
+    damaged = any(f["level"] == "damage" for f in v.findings)
+    incons = any(f["level"] == "inconsistent" for f in v.findings)
     out["damaged"] = damaged
     out["inconsistent"] = incons
     out["status"] = ("damaged and inconsistent" if damaged and incons else "damaged" if damaged
@@ -1082,27 +1128,44 @@ def _reason_name(r):
     return REASON_NAMES[r] if _is_int(r) and 1 <= r < len(REASON_NAMES) else "REASON_%s" % r
 
 
+class _PowerCutFacts:
+    """What the power-cut checks read: the method's recovery limits, the clock, the samples' times and
+    the indexes (in log.events) of the events that end, close or resume a run."""
+
+    def __init__(self, log, hdr):
+        ev = log.events
+        hm = hdr.get("method")
+        self.grace_s = _method_int(hm, "resume_grace_s", DEFAULT_GRACE_S)
+        self.resume_max = _method_int(hm, "resume_max", DEFAULT_RESUME_MAX)
+        self.has_clock = _is_int(hdr.get("rtc_start_s"))
+        self.sample_ts = [s["t_s"] for s in log.samples]
+        self.end_idx = [i for i, e in enumerate(ev) if e["code"] in FAULT_NAMES or e["code"] == E_INVALID]
+        self.interrupted_idx = [i for i, e in enumerate(ev) if e["code"] == E_INTERRUPTED]
+        self.resumed_idx = [i for i, e in enumerate(ev) if e["code"] == E_RESUMED]
+        self.samples_dropped = bool(log.end and log.end.get("dropped_samples"))
+
+
+def _where(e):
+    return {"offset": e["offset"], "seq": e["seq"]}
+
+
 def _check_power_cuts(ctx, log, hdr, samples_intact):
     """Resumes and the closing of an interrupted run (docs/LOGFORMAT.md section 9) against the method,
     the header's clock and the samples. Returns the JSON-ready summary out["power_cuts"]."""
-    ev = log.events
-    hm = hdr.get("method")
-    grace = _method_int(hm, "resume_grace_s", DEFAULT_GRACE_S)
-    rmax = _method_int(hm, "resume_max", DEFAULT_RESUME_MAX)
-    has_clock = _is_int(hdr.get("rtc_start_s"))
-    samples = log.samples
-    ts = [s["t_s"] for s in samples]
-    ends = [i for i, e in enumerate(ev) if e["code"] in FAULT_NAMES or e["code"] == E_INVALID]
-    ints = [i for i, e in enumerate(ev) if e["code"] == E_INTERRUPTED]
-    res_idx = [i for i, e in enumerate(ev) if e["code"] == E_RESUMED]
-    dropped = bool(log.end and log.end.get("dropped_samples"))
-    out = {"resume_grace_s": grace, "resume_max": rmax, "rtc_start_s": hdr.get("rtc_start_s"),
+    facts = _PowerCutFacts(log, hdr)
+    out = {"resume_grace_s": facts.grace_s, "resume_max": facts.resume_max, "rtc_start_s": hdr.get("rtc_start_s"),
            "resumes": [], "outage_s_total": 0, "interrupted": None}
+    _check_resumes(ctx, log, facts, samples_intact, out)
+    _check_closed_at_boot(ctx, log, facts, samples_intact, out)
+    return out
 
-    def where(e):
-        return {"offset": e["offset"], "seq": e["seq"]}
 
-    # ---- resumes
+def _check_resumes(ctx, log, facts, samples_intact, out):
+    """Each RESUMED event: its count, resume_max, a measured outage within resume_grace_s, a run that
+    had not ended, the samples stopping and going on around it; no sample gap without one."""
+    ev, samples, where = log.events, log.samples, _where
+    grace, rmax, has_clock, ts = facts.grace_s, facts.resume_max, facts.has_clock, facts.sample_ts
+    ends, ints, res_idx, dropped = facts.end_idx, facts.interrupted_idx, facts.resumed_idx, facts.samples_dropped
     res_times = sorted(ev[i]["t_ms"] // 1000 for i in res_idx)
     for k, i in enumerate(res_idx, 1):
         e = ev[i]
@@ -1170,13 +1233,19 @@ def _check_power_cuts(ctx, log, hdr, samples_intact):
                 ctx.inconsistent("the samples jump from %d s to %d s (%d s without samples) without a RESUMED event"
                                  % (ts[j - 1], ts[j], ts[j] - ts[j - 1] - 1))
 
-    # ---- a run closed INTERRUPTED at boot
+
+def _check_closed_at_boot(ctx, log, facts, samples_intact, out):
+    """A run closed INTERRUPTED at boot: nothing of the run after it, the INVALID (INTERRUPTED) event
+    exactly when the run had not ended, each closing's reason against what the log shows."""
+    ev, samples, where = log.events, log.samples, _where
+    grace, rmax, has_clock = facts.grace_s, facts.resume_max, facts.has_clock
+    ends, ints, res_idx = facts.end_idx, facts.interrupted_idx, facts.resumed_idx
     if not ints:
         for e in ev:
             if e["code"] == E_INVALID and e["a"] == F_INTERRUPTED:
                 ctx.inconsistent("INVALID event with reason INTERRUPTED at %d s but no INTERRUPTED event: only the "
                                  "boot-time recovery closes a run that way" % (e["t_ms"] // 1000), **where(e))
-        return out
+        return
     last = samples[-1] if samples else None
     last_ok = last is not None and last["phase"] == PH_SOAK and bool(last["flags"] & SF_IN_SPEC)
     i = ints[0]
@@ -1259,7 +1328,6 @@ def _check_power_cuts(ctx, log, hdr, samples_intact):
         for w in why:
             ctx.inconsistent("run closed INTERRUPTED with reason %s, but %s" % (rn, w), **where(e))
     out["interrupted"] = dict(closings[0], closings=closings)
-    return out
 
 
 def _check_in_spec(ctx, log, m, probe=None):

@@ -114,7 +114,7 @@ def scenario(board, quick=False, seed=11):
 def _requests(run_id="sim-0001"):
     """One hour of host requests, one per slot of 30 s: LIST, a 64 kB READ (it streams for ~85
     ticks: the next slots are empty), a HASH, then STATUS."""
-    from ovenctl.serial_link import request_line
+    from ovenctl.protocol import request_line
     out = []
     for k in range(120):
         tag = "g%d" % k

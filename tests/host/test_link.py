@@ -1,6 +1,7 @@
-"""Host side of the serial link (host_tools/ovenctl/serial_link.py) without a device: framing
-against the firmware's own implementation, the raw-REPL stream decoder, resume bookkeeping, and
-the host client talking to the real firmware Link through an in-process loopback port."""
+"""Host side of the serial link (host_tools/ovenctl: transport, protocol, rawrepl, pull; through the
+serial_link re-exports) without a device: framing against the firmware's own implementation, the
+raw-REPL stream decoder, resume bookkeeping, and the host client talking to the real firmware Link
+through an in-process loopback port."""
 import binascii
 import hashlib
 import json
@@ -10,6 +11,7 @@ import random
 import pytest
 
 import link as fw_link                   # firmware/link.py (CPython side of the dual code)
+from ovenctl import pull as PL
 from ovenctl import serial_link as SL
 
 
@@ -161,7 +163,7 @@ def test_host_client_against_the_firmware_link(tmp_path):
 def test_run_mode_pull_resumes_and_verifies(tmp_path, monkeypatch):
     data = os.urandom(70000)
     port, ctx = _loop(tmp_path, {"sim-0001.log": data})
-    monkeypatch.setattr(SL, "probe", lambda p, timeout_s=0: ("run", {}))
+    monkeypatch.setattr(PL, "probe", lambda p, timeout_s=0: ("run", {}))
     out = tmp_path / "out"
     out.mkdir()
     # first attempt: interrupted after 20 kB (the host dies between chunks)
@@ -241,7 +243,7 @@ def test_raw_repl_stream_decoder():
     raw._setup = True
     got = bytearray()
     assert raw.read("/runs/x.log", 0, len(data), lambda off, b: got.extend(b)) == len(data)
-    assert bytes(got) == data and raw.port.sent.startswith(b"_oR('/runs/x.log',0,9000,4096)")
+    assert bytes(got) == data and raw.port.sent.startswith(b"_ovenctl_read('/runs/x.log',0,9000,4096)")
     # a flipped byte fails the chunk CRC
     bad = bytearray(stream)
     bad[40] ^= 0x01 if bad[40] not in (0x10, 0x11, 0x04, 0x05) else 0x40
