@@ -39,8 +39,7 @@ PH_VERDICT = const(12)
 PH_DONE = const(13)
 PH_ABORTED = const(14)
 PH_PREHEAT = const(15)      # heat_in "air": heating in air (chamber closed, no vacuum) before PUMPDOWN
-PHASE_NAMES = ("IDLE", "PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK",
-               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED", "PREHEAT")
+PHASE_NAMES = C.PHASE_NAMES
 
 MODE_TEST = const(0)
 MODE_BLANK = const(1)
@@ -154,6 +153,7 @@ class Controller:
         self.early_fail = bytearray(n)
         self._glitches = array("i", bytes(4 * n))
         self.drift = drift.DriftRecorder(n) if mode == MODE_BLANK else None
+        self._fit_todo = 0
         self._kq16 = array("i", bytes(4 * n))
         self._vacq = array("i", bytes(4 * n))
         self._t_ref_c_x100 = 0
@@ -669,6 +669,8 @@ class Controller:
 
     def finish(self):
         self.b.outputs_safe()
+        for _ in self.fit_steps():
+            pass
         if self.phases:
             self.phases[-1][2] = self.t_s()
         if self.log is not None:
@@ -1139,16 +1141,31 @@ class Controller:
 
     # ---------------------------------------------------------------- results
     def _finish_blank(self):
+        # the drift fit is computed after the run's last tick (fit_steps(): the session's steps,
+        # or finish()), a channel at a time
+        self._fit_todo = 1
+        self._enter(PH_DONE)
+
+    def fit_steps(self):
+        """The blank run's drift fit into blank_fit (blank_error and INVALID when it fails), as a
+        generator of steps, one per channel; the recorder's buffers are released after it."""
+        if not self._fit_todo:
+            return
+        self._fit_todo = 0
         rec = self.drift
         try:
             if rec is None:
                 raise ValueError("not a blank run")
-            self.blank_fit = rec.fit()
+            fit = []
+            for ch in rec.fit_steps():
+                fit.append(ch)
+                yield
+            self.blank_fit = fit
         except ValueError as e:
             self._event(C.E_INVALID, C.F_LOADCELL, 0)
             self.blank_error = str(e)
             self._set_invalid(C.F_LOADCELL)
-        self._enter(PH_DONE)
+        self.drift = None
 
     def _corrected(self, kind, i):
         # the drift correction of the mean only: the fit's uncertainty is the budget's drift term,

@@ -93,3 +93,7 @@ NP_SOAK_CUT = const(7)        # the soak ended early (early FAIL "stop") before 
 NP_NO_CHECK = const(8)        # repeatability unknown: no check-weight history
 NO_PASS_NAMES = ("", "CHAMBER_TIMED", "NO_BLANK", "BLANK_FAILED", "BLANK_OLD", "ZERO_RETURN", "LC_TEMP",
                  "SOAK_CUT", "NO_CHECK")
+
+# Phase names by phase code (app.PH_*: part of the log format, like the codes above)
+PHASE_NAMES = ("IDLE", "PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK",
+               "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED", "PREHEAT")

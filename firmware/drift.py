@@ -17,16 +17,17 @@ from fixedpt import div_half_even
 
 _POINT_S = const(60)        # one fitted point per minute of samples
 _MAX_POINTS = const(1440)   # 24 h of blank run
-_D_MAX = const(65535)       # |raw - ref| beyond this is a glitch (drift is a few 1000 counts)
+_D_MAX = const(32767)       # |raw - ref| beyond this is a glitch (drift is a few 1000 counts): int16 points
 VAC_PA = const(50000)       # "under vacuum" for the offset term
 
 
 class DriftRecorder:
     def __init__(self, n_channels):
         self.n = n_channels
-        self._t = array("i", bytes(4 * _MAX_POINTS))          # mean temperature, c_x100
+        # int16 points: 24 h of 4 channels in 14 KB of heap, not 29 (docs/FIT.md)
+        self._t = array("h", bytes(2 * _MAX_POINTS))          # mean temperature, c_x100
         self._vac = bytearray(_MAX_POINTS)
-        self._z = array("i", bytes(4 * _MAX_POINTS * n_channels))  # mean zero - ref, counts
+        self._z = array("h", bytes(2 * _MAX_POINTS * n_channels))  # mean zero - ref, counts
         self._ref = array("i", bytes(4 * n_channels))
         self._acc = array("i", bytes(4 * n_channels))
         self._cnt = array("i", bytes(4 * n_channels))
@@ -68,7 +69,7 @@ class DriftRecorder:
         if self._secs < _POINT_S:
             return
         k = self.points
-        ok = k < _MAX_POINTS and self._t_cnt > 0
+        ok = k < _MAX_POINTS and self._t_cnt > 0 and -32768 <= self._t_acc // self._t_cnt <= 32767
         for i in range(n):
             if self._cnt[i] < _POINT_S // 2:
                 ok = False
@@ -92,6 +93,12 @@ class DriftRecorder:
         (vented and under vacuum), exact in integers (Cramer's rule on the normal equations).
         Returns a list of dicts (JSON-ready); ValueError when there are too few points or the
         temperature span is below min_span_c_x100."""
+        return list(self.fit_steps(min_span_c_x100))
+
+    def fit_steps(self, min_span_c_x100=500):
+        """fit() as a generator of its channels' dicts, one at a time: the caller may collect the
+        big-integer garbage of one channel before the next (the session's steps, docs/FIT.md).
+        ValueError at the first next() when the points do not make a fit."""
         n = self.n
         idx = [k for k in range(self.points) if self._vac[k] != 2]
         vent = [k for k in idx if self._vac[k] == 0]
@@ -116,7 +123,6 @@ class DriftRecorder:
         if det <= 0:
             raise ValueError("blank run: points do not determine the drift (need vented and vacuum points)")
         cof_kk = m * sv - sv * sv
-        out = []
         for i in range(n):
             zs = [self._z[k * n + i] for k in idx]
             sz = sum(zs)
@@ -128,10 +134,15 @@ class DriftRecorder:
             a_num = sz * (stt * sv - stv * stv) - st * (stz * sv - stv * svz) + sv * (stz * stv - stt * svz)
             k_num = m * (stz * sv - stv * svz) - sz * (st * sv - stv * sv) + sv * (st * svz - stz * sv)
             b_num = m * (stt * svz - stz * stv) - st * (st * svz - stz * sv) + sz * (st * stv - stt * sv)
-            ssr = 0
+            # the sum of the squared residuals (each times det), from the sums: the same integer
+            # as summing (z*det - a - k*T - b*v)^2 point by point (v*v == v), without a big
+            # integer per point
+            szz = 0
             for j in range(m):
-                r = zs[j] * det - a_num - k_num * ts[j] - b_num * vs[j]     # residual * det
-                ssr += r * r
+                szz += zs[j] * zs[j]
+            ssr = (det * det * szz + m * a_num * a_num + k_num * k_num * stt + b_num * b_num * sv
+                   - 2 * det * (a_num * sz + k_num * stz + b_num * svz)
+                   + 2 * (a_num * k_num * st + a_num * b_num * sv + k_num * b_num * stv))
             # zero return: the corrected zero (z - k T, the fitted temperature effect removed) at the
             # last vented point minus at the first, in counts, half to even (docs/UNCERTAINTY.md)
             j0 = vs.index(0)
@@ -140,13 +151,12 @@ class DriftRecorder:
                 j1 -= 1
             zr = div_half_even((zs[j1] - zs[j0]) * det - k_num * (ts[j1] - ts[j0]), det)
             # var(k) = s^2 * cof_kk / det, s^2 = SSR / (m - 3), SSR = ssr / det^2
-            out.append({"ref_counts": self._ref[i], "k_num": k_num, "k_den": det,
-                        "var_k_num": ssr * cof_kk, "var_k_den": (m - 3) * det * det * det,
-                        "t_ref_num": 0, "t_ref_den": 1, "a_num": a_num, "a_den": det,
-                        "vac_offset_num": b_num, "vac_offset_den": det, "points": m,
-                        "points_vented": len(vent), "t_min_c_x100": min(ts), "t_max_c_x100": max(ts),
-                        "zero_return_counts": zr})
-        return out
+            yield {"ref_counts": self._ref[i], "k_num": k_num, "k_den": det,
+                   "var_k_num": ssr * cof_kk, "var_k_den": (m - 3) * det * det * det,
+                   "t_ref_num": 0, "t_ref_den": 1, "a_num": a_num, "a_den": det,
+                   "vac_offset_num": b_num, "vac_offset_den": det, "points": m,
+                   "points_vented": len(vent), "t_min_c_x100": min(ts), "t_max_c_x100": max(ts),
+                   "zero_return_counts": zr}
 
 
 def k_q16(ch):

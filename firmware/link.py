@@ -50,33 +50,21 @@ _J_HASH = const(2)
 _J_LIST = const(3)
 
 _B64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_B64T = bytearray(8192)      # 12 bits -> two base64 characters
-
-
-def _b64_table():
-    for i in range(4096):
-        _B64T[2 * i] = _B64[i >> 6]
-        _B64T[2 * i + 1] = _B64[i & 63]
-
-
-_b64_table()
 
 
 def b64_into(src, n, out, j):
     """Standard base64 (RFC 4648, '=' padding) of src[0:n] written into out[j:]; returns the end
-    index. Pure Python with a 12-bit table: identical on every port (the WebAssembly port's
-    binascii.b2a_base64 is a slow Python fallback)."""
-    t = _B64T
+    index. Pure Python: identical on every port (the WebAssembly port's binascii.b2a_base64 is a
+    slow Python fallback) and allocation-free; the 64-byte alphabet, not a table in RAM."""
+    t = _B64
     i = 0
     m = n - n % 3
     while i < m:
         v = (src[i] << 16) | (src[i + 1] << 8) | src[i + 2]
-        k = (v >> 12) << 1
-        out[j] = t[k]
-        out[j + 1] = t[k + 1]
-        k = (v & 0xFFF) << 1
-        out[j + 2] = t[k]
-        out[j + 3] = t[k + 1]
+        out[j] = t[v >> 18]
+        out[j + 1] = t[(v >> 12) & 63]
+        out[j + 2] = t[(v >> 6) & 63]
+        out[j + 3] = t[v & 63]
         i += 3
         j += 4
     r = n - m

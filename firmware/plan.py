@@ -54,10 +54,24 @@
 import json
 import os
 
-import audit
-import calstore
 import codes as C
-import methods
+
+
+class _Lazy:
+    """A module imported at its first use, and again after session.release() has forgotten it:
+    the calibration store, the audit trail and the method table are needed at START and when the
+    test's header is written, not during the run (docs/FIT.md)."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attr):
+        return getattr(__import__(self._name), attr)
+
+
+audit = _Lazy("audit")
+calstore = _Lazy("calstore")
+methods = _Lazy("methods")
 
 CONFIG_PATH = "/config.json"
 BLANK_PATH = "/calib/blank.json"
@@ -465,6 +479,7 @@ class Plan:
 
     check_space = True
     run_id = None
+    header_fit = None
 
     def __init__(self, board, cfg, method, blank, blank_path=BLANK_PATH, config_path=CONFIG_PATH, say=_say,
                  cal=None, start=None):
@@ -491,10 +506,14 @@ class Plan:
         self.t_start_ms = board.ticks_ms() if hasattr(board, "ticks_ms") else 0
         self.blank_path = blank_path
         self.config_path = config_path
-        self.trail = trail_for(blank_path)
         self.say = say
         self.wdt_ms = 0             # armed by the first new_controller() (resume_plan's plans)
         self._ref = None
+
+    @property
+    def trail(self):
+        # made on each use: an audit.Trail held here would keep the audit module in RAM
+        return trail_for(self.blank_path)
 
     # ------------------------------------------------------------ audit trail
     def audit_check(self, cfg=None, blank=None, run=None):
@@ -528,11 +547,13 @@ class Plan:
                     cur[k] = prev[k]
             return cur
 
-    def _keep_blank(self, blank_fit, run_id):
-        """A blank run just produced this fit: store it for the next tests (audited)."""
+    def _keep_blank(self, blank_fit, run_id, checked=False):
+        """A blank run just produced this fit: store it for the next tests (audited). checked:
+        the audit trail was brought up to date just before."""
         if blank_fit is None or self.blank is not None:
             return
-        self.audit_check(run=run_id)        # a file changed during the blank run: recorded first
+        if not checked:
+            self.audit_check(run=run_id)    # a file changed during the blank run: recorded first
         old = load_blank(self.n_cells, self.blank_path)
         try:
             save_blank(blank_fit, self.blank_path)
@@ -587,10 +608,27 @@ class Plan:
         """The test's log header (written when the test stage starts, after a blank run). Also
         the moment the audit trail is taken into the run's record: changes since START are
         recorded first, then a blank run's new fit is stored."""
-        import app
+        return self.build_header(run_id, self.prepare_header(run_id, blank_fit))
+
+    def prepare_header(self, run_id, blank_fit):
+        """header()'s first half: the audit trail's changes since START recorded, a blank run's new
+        fit stored, and this run counted in the fit's "runs_used"; returns the fit the test uses."""
+        for _ in self.prepare_steps(run_id, blank_fit):
+            pass
+        return self.header_fit
+
+    def prepare_steps(self, run_id, blank_fit):
+        """prepare_header() as a generator of steps (the session's, between two of which the
+        garbage of each can be collected); the fit the test uses is then in header_fit."""
         self.audit_check(run=run_id)
-        self._keep_blank(blank_fit, run_id)
-        blank_fit = self._use_blank(blank_fit)
+        yield
+        self._keep_blank(blank_fit, run_id, checked=True)
+        yield
+        self.header_fit = self._use_blank(blank_fit)
+
+    def build_header(self, run_id, blank_fit):
+        """header()'s second half: the header dict for the fit prepare_header() returned."""
+        import app
         return {"run_id": run_id, "fw_version": app.FW_VERSION, "board": self.board.name, "mode": "test",
                 "method": self.method, "cells": self.cells,
                 "calibration": {"counts_per_g": self.counts_per_g,

@@ -19,7 +19,7 @@ import codes as C
 import runlog
 import seal
 import verdict as V
-from app import PHASE_NAMES
+from codes import PHASE_NAMES
 
 # decide(): RESUME, or why the run is closed INTERRUPTED instead (logged as the E_INTERRUPTED b)
 RESUME = const(0)

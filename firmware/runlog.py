@@ -157,6 +157,42 @@ def _finish(o, s, p):
     return p + 4
 
 
+_HDR_DEPTH = const(3)       # the header's JSON is written in pieces down to this nesting level
+
+
+def _json_pieces(obj, depth):
+    # json.dumps(obj) in pieces, the same text (", " and ": " separators): dicts with string keys
+    # and lists are split into their items down to `depth` levels, anything else dumped whole
+    # (a nested generator only for a container: each is a heap object)
+    if depth > 0 and isinstance(obj, dict):
+        for key in obj:
+            if not isinstance(key, str):
+                yield json.dumps(obj)
+                return
+        sep = "{"
+        for key in obj:
+            v = obj[key]
+            if depth > 1 and isinstance(v, (dict, list, tuple)):
+                yield sep + json.dumps(key) + ": "
+                yield from _json_pieces(v, depth - 1)
+            else:
+                yield sep + json.dumps(key) + ": " + json.dumps(v)
+            sep = ", "
+        yield "}" if sep == ", " else "{}"
+    elif depth > 0 and isinstance(obj, (list, tuple)):
+        sep = "["
+        for v in obj:
+            if depth > 1 and isinstance(v, (dict, list, tuple)):
+                yield sep
+                yield from _json_pieces(v, depth - 1)
+            else:
+                yield sep + json.dumps(v)
+            sep = ", "
+        yield "]" if sep == ", " else "[]"
+    else:
+        yield json.dumps(obj)
+
+
 def bytes_needed(run_s, n_cells, sync_every_s=10):
     """Conservative flash bytes for a run of run_s seconds (1 Hz samples) with n_cells cells."""
     if sync_every_s < 1:
@@ -249,6 +285,13 @@ class RunLog:
 
     # ---- open / non-hot records ----
     def open(self, path, header_dict, opener=open):
+        for _ in self.open_steps(path, header_dict, opener):
+            pass
+
+    def open_steps(self, path, header_dict, opener=open, step_bytes=1024):
+        """open() as a generator: a step (None) after about step_bytes of the header record, so
+        that neither its JSON text nor its frame is ever whole in RAM (the header's length, which
+        the frame needs first, is counted in a first pass over the same pieces)."""
         if self._f is not None:
             self.close()
         h = {}
@@ -261,7 +304,16 @@ class RunLog:
             import seal
             h["log"]["seal"] = "hmac-sha256"
             h["log"]["key_id"] = seal.key_id(self._key)
-        rec_payload = json.dumps(h).encode()
+        t = self._tmp
+        q = _wuv(t, 5, 0)           # the header is record 0
+        n = 0
+        for x in self._json_len(h, step_bytes):
+            if x < 0:
+                yield
+            else:
+                n = x
+        if q - 5 + n > _MAX_BODY:
+            raise ValueError("record too large")
         f = opener(path, "wb")
         self._reset()
         self._f = f
@@ -271,8 +323,71 @@ class RunLog:
             self._wmode = 1
         except TypeError:
             self._wmode = 2
-        self._write_bytes(self._frame(T_HEADER, rec_payload))
+        yield from self._json_record(T_HEADER, h, n, step_bytes)
         self._flush()
+
+    def _json_len(self, obj, step_bytes):
+        # the length of json.dumps(obj) in bytes, counted over its pieces: yields -1 every
+        # step_bytes, then the length
+        n = 0
+        k = 0
+        for piece in _json_pieces(obj, _HDR_DEPTH):
+            x = len(piece.encode())
+            n += x
+            k += x
+            if k >= step_bytes:
+                k = 0
+                yield -1
+        yield n
+
+    def _json_record(self, typ, obj, n, step_bytes):
+        # record typ with json.dumps(obj) (n bytes) as its payload, written and chained in pieces
+        # (never the whole text or frame in RAM); yields every step_bytes
+        f = self._f
+        if f is None:
+            return
+        t = self._tmp
+        seq = self._seq
+        q = _wuv(t, 5, seq)
+        body = q - 5 + n
+        if body > _MAX_BODY:
+            raise ValueError("record too large")
+        t[0] = _SYNC0
+        t[1] = _SYNC1
+        t[2] = typ
+        t[3] = body & 0xFF
+        t[4] = body >> 8
+        pre = bytes(t[0:q])
+        crc = binascii.crc32(pre[2:])
+        hm = None
+        if self._chain is not None and not self.unsealed_bytes:
+            self._chain_staged()
+            hm = self._chain.begin()
+            hm.update(pre)
+        self._seq = seq + 1
+        try:
+            f.write(pre)
+            k = 0
+            for piece in _json_pieces(obj, _HDR_DEPTH):
+                b = piece.encode()
+                f.write(b)
+                crc = binascii.crc32(b, crc)
+                if hm is not None:
+                    hm.update(b)
+                k += len(b)
+                if k >= step_bytes:
+                    k = 0
+                    yield
+            crc &= 0xFFFFFFFF
+            b = bytes((crc & 0xFF, (crc >> 8) & 0xFF, (crc >> 16) & 0xFF, (crc >> 24) & 0xFF))
+            f.write(b)
+        except OSError:
+            self.status = codes.F_FLASH
+            return
+        self.bytes_written += q + n + 4
+        if hm is not None:
+            hm.update(b)
+            self._chain_tag(self._chain.end(hm), seq)
 
     def reopen(self, path, next_seq, next_block, n_samples, last_t_s, size, opener=open,
                chain=None, tags_first=0, tags=b""):
@@ -324,10 +439,15 @@ class RunLog:
         t[2] = typ
         t[3] = body & 0xFF
         t[4] = body >> 8
-        rec = bytearray(t[0:q])
-        rec.extend(payload)
-        crc = binascii.crc32(rec[2:]) & 0xFFFFFFFF
-        rec.extend(bytes((crc & 0xFF, (crc >> 8) & 0xFF, (crc >> 16) & 0xFF, (crc >> 24) & 0xFF)))
+        e = q + n
+        rec = bytearray(e + 4)      # one buffer: no copies of the payload but this one
+        rec[0:q] = t[0:q]
+        rec[q:e] = payload
+        crc = binascii.crc32(memoryview(rec)[2:e]) & 0xFFFFFFFF
+        rec[e] = crc & 0xFF
+        rec[e + 1] = (crc >> 8) & 0xFF
+        rec[e + 2] = (crc >> 16) & 0xFF
+        rec[e + 3] = crc >> 24
         self._seq += 1
         return rec
 
@@ -377,18 +497,22 @@ class RunLog:
         if self.unsealed_bytes:
             return                  # a frame was lost to the chain: nothing after it can be sealed
         c = self._chain.record(frame)
+        q = 5
+        v = 0
+        sh = 0
+        while True:
+            x = frame[q]
+            v |= (x & 0x7F) << sh
+            q += 1
+            sh += 7
+            if not x & 0x80:
+                break
+        self._chain_tag(c, v)
+
+    def _chain_tag(self, c, seq):
+        # c: the chain value after record seq; its tag goes into the next SEAL
         if self._tag_n == 0:
-            q = 5
-            v = 0
-            sh = 0
-            while True:
-                x = frame[q]
-                v |= (x & 0x7F) << sh
-                q += 1
-                sh += 7
-                if not x & 0x80:
-                    break
-            self._tag_first = v
+            self._tag_first = seq
         self._tags.extend(c[0:8])
         self._tag_n += 1
 
@@ -500,7 +624,15 @@ class RunLog:
                 d[k] = obj[k]
             d["chain_hmac"] = self.chain_hex()
             obj = d
-        self._sync_record(T_VERDICT, json.dumps(obj).encode())
+        # streamed like the header: the verdict's JSON text is never whole in RAM
+        self._close_pending_block()
+        self._write_out()
+        n = 0
+        for n in self._json_len(obj, 1 << 30):
+            pass
+        for _ in self._json_record(T_VERDICT, obj, n, 1 << 30):
+            pass
+        self._flush()
         return True
 
     def close(self, end=True):

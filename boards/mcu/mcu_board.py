@@ -70,8 +70,6 @@ class Board:
     def __init__(self, pins, defaults, config=None):
         from outputs import Relay, HeaterSSR, Outputs
         from inputs import Operator
-        from hx711 import HX711
-        from nau7802 import NAU7802
         from pressure import PressureTransducer
         self._pins = pins
         self._g = {n: g for n, g, _ in pins.PINS}
@@ -92,11 +90,14 @@ class Board:
 
         g = self._g
         self.i2c = I2C(pins.I2C_ID, sda=Pin(g["i2c_sda"]), scl=Pin(g["i2c_scl"]), freq=cfg["i2c_freq"])
+        # only the configured drivers are imported: each costs heap (docs/FIT.md)
         if cfg["loadcell"] == "nau7802":
+            from nau7802 import NAU7802
             lc = NAU7802(self.i2c, ticks_ms=time.ticks_ms, ticks_diff=time.ticks_diff)
             lc.begin()
             self.loadcells = [lc]
         else:
+            from hx711 import HX711
             self.loadcells = [HX711(self._in("lc%d_dout" % i), self._out("lc%d_sck" % i), gain=cfg["hx711_gain"],
                                     ticks_us=time.ticks_us, ticks_diff=time.ticks_diff,
                                     disable_irq=disable_irq, enable_irq=enable_irq)

@@ -11,19 +11,33 @@ The .mpy files are plain bytecode (no native/viper code in the firmware), so the
 output runs on every port with .mpy v6 (MicroPython >= 1.19); -march (armv6m for the RP2040,
 xtensawin for the ESP32) would only matter for native code.
 
-Steps: stage (compile every module with mpy-cross into a new build/deploy-<board>-* directory) -> probe the port
-(refuse while a test runs: the run protocol answers PING) -> device checks over the raw REPL
-(sys.platform against the board, .mpy version, free space) -> `mpremote mip install` of the
+With --romfs (boards whose MicroPython >= 1.25 was built with MICROPY_VFS_ROM and a ROMFS
+partition; the standard Pico/ESP32 downloads have none): the compiled modules go into a ROMFS
+image (mpremote's romfs builder) written to the partition with `mpremote romfs deploy`; the board
+mounts it at /rom with /rom and /rom/lib on sys.path, and imports the bytecode in place (no copy
+in the heap). main.py, /lib/board_select, /config.json and /deploy.json stay on the filesystem;
+/lib copies of the modules now in ROM are removed (whichever comes first on sys.path, nothing old
+shadows them). A deploy without --romfs empties a ROMFS that holds firmware modules, for the same
+reason.
+
+Steps: stage (compile every module with mpy-cross into a new build/deploy-<board>-* directory; the
+ROMFS image) -> probe the port (refuse while a test runs: the run protocol answers PING) -> device
+checks over the raw REPL (sys.platform against the board, .mpy version, free space, the free heap
+after a soft reset against HEAP_NEED_KB; the ROMFS partition with `mpremote romfs query`) ->
+`mpremote mip install` of the
 dependencies -> remove stale files (the other variant .py/.mpy of each module, which would shadow
 it; files of the previous deploy that are gone) -> `mpremote fs cp` (identical files are skipped)
--> sha256 of every file computed on the device, compared with the local bytes -> soft reset, and
-main.py's first output checked for a traceback.
+-> `mpremote romfs deploy` -> sha256 of every file computed on the device (the ROM's after a soft
+reset), compared with the local bytes -> soft reset, and main.py's first output checked for a traceback.
 """
 import ast
+import contextlib
 import glob
 import hashlib
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +51,15 @@ FIRMWARE = os.path.join(ROOT, "firmware")
 PACKAGE_JSON = os.path.join(FIRMWARE, "package.json")
 NOT_MODULES = ("main.py", "manifest.py")     # main.py goes to / as source; manifest.py is for builds
 DEPLOY_JSON = "/deploy.json"
+ROMFS_IMAGE = "firmware.romfs"
+ROMFS_KEEP = ("/lib/board_select",)       # on the filesystem even with --romfs: the board's boot hook
+ROM_HEADER = b"\xd2\xcd\x31"
+
+# The heap (KB) the firmware needs free after boot, per board: the heap gate's figure (`make test`
+# runs each board's device configuration in a fixed 32-bit heap of this size: tests/heap/README.md;
+# measured minimum in build/bench.json min_heap_kb_<board>). Updated together with docs/FIT.md.
+# The sim board runs its bench in the same VM heap: no figure, not checked.
+HEAP_NEED_KB = {"pico": 192, "esp32": 192}
 BOOT_WAIT_S = 15.0
 READY_MARK = b"Press START"
 
@@ -104,9 +127,13 @@ def _sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def stage(board, compile_mpy=True, config=None, out_dir=None):
+def stage(board, compile_mpy=True, config=None, out_dir=None, romfs=False):
     """Build the deploy locally. Returns a dict: dir, files [{"src", "dest", "sha256", "size"}]
-    (dest = device path; includes /main.py, /config.json if given, and /deploy.json last)."""
+    (dest = device path; includes /main.py, /config.json if given, and /deploy.json last), and
+    with romfs=True "romfs" (build_romfs()): the modules in the image are not in files."""
+    if romfs and not compile_mpy:
+        raise DeployError("--romfs holds compiled modules (.mpy, run in place from the ROM): it cannot be used "
+                          "with --no-compile")
     if out_dir is None:
         # a new directory per deploy: two boards can be flashed at the same time
         os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
@@ -151,14 +178,50 @@ def stage(board, compile_mpy=True, config=None, out_dir=None):
             raise DeployError("mpy-cross cannot compile firmware/main.py: %s" % p.stderr.strip())
         os.unlink(check)
     put("firmware/main.py", "/main.py", main_src)
+    rom = None
+    if romfs:
+        in_rom = [f for f in files if f["dest"].startswith("/lib/") and f["dest"][:-4] not in ROMFS_KEEP]
+        files = [f for f in files if f not in in_rom]
+        rom = build_romfs(in_rom, out_dir)
     if config is not None:
         put(config["path"], "/config.json", (json.dumps(config["data"], indent=1) + "\n").encode())
     manifest = {"board": board, "fw_version": fw_version(), "compiled": bool(compile_mpy),
                 "deployed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "deps": [d[0] for d in package_deps()] if BOARDS[board]["deps"] else [],
                 "files": {f["dest"]: f["sha256"] for f in files}}
+    if rom is not None:
+        manifest["romfs"] = {"size": rom["size"], "sha256": rom["sha256"],
+                             "files": {f["dest"]: f["sha256"] for f in rom["files"]}}
     put("(generated)", DEPLOY_JSON, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
-    return {"dir": out_dir, "files": files, "manifest": manifest}
+    return {"dir": out_dir, "files": files, "manifest": manifest, "romfs": rom}
+
+
+def build_romfs(mpy_files, out_dir):
+    """The ROMFS image of staged .mpy files (dest /lib/x.mpy -> /rom/lib/x.mpy), built by mpremote's
+    romfs builder (the pinned mpremote's make_romfs: the same as `mpremote romfs build`) from a
+    directory laid out like the ROM. Returns {"image", "size", "sha256", "files" [{"src", "dest",
+    "sha256", "size"}]}."""
+    from mpremote.romfs import make_romfs
+    src = os.path.join(out_dir, "romfs-src")
+    if os.path.isdir(src):
+        shutil.rmtree(src)
+    out = []
+    for f in mpy_files:
+        local = os.path.join(src, f["dest"].lstrip("/"))
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        shutil.copyfile(f["local"], local)
+        out.append({"src": f["src"], "dest": "/rom" + f["dest"], "local": local, "sha256": f["sha256"],
+                    "size": f["size"]})
+    tree = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(tree):      # its file tree: not on our stdout (--json)
+            image = make_romfs(src, mpy_cross=False)
+    except SystemExit:
+        raise DeployError("mpremote's romfs builder failed: %s" % tree.getvalue().strip()[-300:])
+    path = os.path.join(out_dir, ROMFS_IMAGE)
+    with open(path, "wb") as fh:
+        fh.write(image)
+    return {"image": path, "size": len(image), "sha256": _sha(image), "files": out}
 
 
 def check_config(path):
@@ -295,6 +358,53 @@ def refuse_if_running(port_path):
                       "to end (`ovenctl status --port %s`) or abort it first" % (port_path, what, port_path))
 
 
+_ROM_LIST = ("import os\ntry:\n print(repr(os.listdir('/rom/lib')))\nexcept OSError:\n print('[]')\n")
+
+_HEAP = "import gc\ngc.collect()\nprint(repr((gc.mem_free(),gc.mem_alloc())))\n"
+
+
+def _raw_soft_reset(raw):
+    """Ctrl-D at the raw REPL: the board restarts (boot.py runs, main.py does not, the ROMFS is
+    mounted again) and stays in the raw REPL."""
+    p = raw.port
+    p.write(b"\x04")
+    deadline = time.monotonic() + BOOT_WAIT_S
+    if p.read_until(b"soft reboot", deadline) is None or \
+            p.read_until(b"raw REPL; CTRL-B to exit\r\n>", deadline) is None:
+        raise DeployError("the device did not restart after a soft reset (Ctrl-D in the raw REPL)")
+
+
+def device_heap(port_path):
+    """The GC heap after boot: {"free_bytes", "total_bytes"}: gc.mem_free() and gc.mem_free() +
+    gc.mem_alloc() after a soft reset (nothing of a previous firmware imported) and gc.collect()."""
+    def fn(raw):
+        _raw_soft_reset(raw)
+        try:
+            free, alloc = ast.literal_eval(raw.exec(_HEAP).decode().strip())
+        except (ValueError, SyntaxError):
+            raise DeployError("unexpected answer from the device to gc.mem_free(): is it a MicroPython board?")
+        return {"free_bytes": free, "total_bytes": free + alloc}
+    return _raw(port_path, fn)
+
+
+def check_heap(board, heap, force):
+    """DeployError when the board's free heap after boot is below HEAP_NEED_KB (a warning with
+    force). Returns the warnings."""
+    need_kb = HEAP_NEED_KB.get(board)
+    if need_kb is None:
+        return []
+    free_kb = heap["free_bytes"] / 1024
+    if free_kb >= need_kb:
+        return []
+    msg = ("the device has %.1f KB of heap free after boot (GC heap %.1f KB), the %s firmware needs %d KB (the heap "
+           "gate's figure, docs/FIT.md)" % (free_kb, heap["total_bytes"] / 1024, board, need_kb))
+    if force:
+        return [msg + ": deploying anyway (--force); expect MemoryError during a test"]
+    hint = (" An ESP32 needs PSRAM (a WROVER with the SPIRAM build of MicroPython, or an ESP32-S3 with a "
+            "SPIRAM build) and a pin map for that module: docs/FIT.md, ESP32." if board == "esp32" else "")
+    raise DeployError(msg + ": deploy refused, nothing was changed." + hint + " --force deploys anyway")
+
+
 def device_info(port_path):
     def fn(raw):
         try:
@@ -305,8 +415,12 @@ def device_info(port_path):
             old = json.loads(raw.exec("print(open(%r).read())" % DEPLOY_JSON).decode())
         except (SL.LinkError, ValueError):
             old = None
+        try:
+            rom_lib = ast.literal_eval(raw.exec(_ROM_LIST).decode().strip())
+        except (SL.LinkError, ValueError, SyntaxError):
+            rom_lib = []
         return {"platform": plat, "mpy": mpy, "free_bytes": free, "version": ".".join(str(x) for x in ver[:3]),
-                "previous": old}
+                "previous": old, "rom_lib": rom_lib}
     return _raw(port_path, fn)
 
 
@@ -366,11 +480,61 @@ def install_deps(port_path, deps, index=None, log=print):
     return done
 
 
+NO_ROMFS = ("the device's MicroPython has no ROMFS partition (%s): --romfs needs MicroPython >= 1.25 built with "
+            "MICROPY_VFS_ROM and a ROMFS partition (the standard Pico and ESP32 downloads from micropython.org have "
+            "none). Nothing was changed; deploy without --romfs")
+
+
+def romfs_query(port_path):
+    """`mpremote romfs query`: {"partition_bytes", "image_bytes" (the valid image in it, or 0)}.
+    DeployError (NO_ROMFS) when the device has no ROMFS partition."""
+    p = _run([tool("mpremote"), "connect", port_path, "romfs", "query"], 60)
+    out = p.stdout or ""
+    if "ROMFS is not enabled" in out or "No ROMFS partitions" in out or "partition not found" in (p.stderr or ""):
+        raise DeployError(NO_ROMFS % (out.strip() or _last_error(p)))
+    if p.returncode != 0:
+        raise DeployError("mpremote romfs query failed: %s" % _last_error(p))
+    m = re.search(r"ROMFS0 partition has size (\d+) bytes", out)
+    if not m:
+        raise DeployError("unexpected answer of mpremote romfs query: %s" % out.strip()[-300:])
+    img = re.search(r"ROMFS image size: (\d+)", out)
+    return {"partition_bytes": int(m.group(1)), "image_bytes": int(img.group(1)) if img else 0}
+
+
+def check_romfs_fits(rom, query):
+    if rom["size"] > query["partition_bytes"]:
+        raise DeployError("the ROMFS image (%d bytes, %d modules) does not fit the device's ROMFS partition "
+                          "(%d bytes): "
+                          "nothing was changed. Deploy without --romfs, or use a firmware build with a larger "
+                          "partition" % (rom["size"], len(rom["files"]), query["partition_bytes"]))
+
+
+def romfs_deploy(port_path, image_path):
+    """`mpremote romfs deploy IMAGE` into partition 0 (it is mounted at the next soft reset)."""
+    p = _run([tool("mpremote"), "connect", port_path, "romfs", "deploy", image_path], 900)
+    if p.returncode != 0 or "ROMFS image deployed" not in (p.stdout or ""):
+        raise DeployError("mpremote romfs deploy failed: %s (the filesystem is already updated: deploy again)"
+                          % _last_error(p))
+
+
+def empty_romfs(out_dir):
+    """An image with no file: written over a ROMFS whose firmware modules would shadow /lib."""
+    from mpremote.romfs import VfsRomWriter
+    path = os.path.join(out_dir, "empty.romfs")
+    with open(path, "wb") as f:
+        f.write(VfsRomWriter().finalise())
+    return path
+
+
 def clean(port_path, staged, previous):
     """Create the directories; remove files that would shadow the new ones (x.py next to x.mpy
-    is imported first) and files of the previous deploy that this one does not have."""
+    is imported first; with a ROMFS, /lib copies of the modules in it) and files of the previous
+    deploy that this one does not have."""
     new = {f["dest"] for f in staged["files"]}
     rm = set()
+    for f in (staged.get("romfs") or {}).get("files", ()):
+        lib = f["dest"][len("/rom"):-len(".mpy")]
+        rm |= {lib + ".py", lib + ".mpy"}
     for d in new:
         if d.endswith(".mpy"):
             rm.add(d[:-4] + ".py")
@@ -411,12 +575,16 @@ def copy(port_path, staged):
 
 
 def verify(port_path, staged, extra=()):
-    """sha256 of every deployed file computed on the device, compared with the local bytes.
+    """sha256 of every deployed file computed on the device, compared with the local bytes; with
+    a ROMFS, its files too, after a soft reset (the board mounts the new image at boot).
     extra: device paths that must exist (the mip dependencies). Returns (n_ok, problems)."""
-    paths = [f["dest"] for f in staged["files"]]
+    files = staged["files"] + list((staged.get("romfs") or {}).get("files", ()))
+    paths = [f["dest"] for f in files]
 
     def fn(raw):
         got = {}
+        if staged.get("romfs"):
+            _raw_soft_reset(raw)
         raw.exec(_HASHES)
         for i in range(0, len(paths), 16):
             out = raw.exec("".join("_dh(%r)\n" % p for p in paths[i:i + 16]), timeout_s=60).decode()
@@ -430,7 +598,7 @@ def verify(port_path, staged, extra=()):
     got, present = _raw(port_path, fn)
     problems = []
     ok = 0
-    for f in staged["files"]:
+    for f in files:
         h = got.get(f["dest"])
         if h == f["sha256"]:
             ok += 1
@@ -470,11 +638,12 @@ def soft_reset(port_path, wait_s=BOOT_WAIT_S):
 
 
 def deploy(board, port_path, compile_mpy=True, deps=True, index=None, config=None, reset=True, force=False,
-           log=print, key=None, replace_key=False):
+           log=print, key=None, replace_key=False, romfs=False):
     """The whole deploy; returns a JSON-ready summary. DeployError on any failure. key: the
-    device key to provision (bytes) or None (the device keeps the key it has)."""
+    device key to provision (bytes) or None (the device keeps the key it has). romfs: the
+    modules as a ROMFS image (module header)."""
     t0 = time.monotonic()
-    staged = stage(board, compile_mpy, config)
+    staged = stage(board, compile_mpy, config, romfs=romfs)
     try:
         return _deploy(staged, board, port_path, compile_mpy, deps, index, reset, force, log, t0, key, replace_key)
     finally:
@@ -483,17 +652,35 @@ def deploy(board, port_path, compile_mpy=True, deps=True, index=None, config=Non
 
 def _deploy(staged, board, port_path, compile_mpy, deps, index, reset, force, log, t0, key=None, replace_key=False):
     n_bytes = sum(f["size"] for f in staged["files"])
-    log("deploy: %s firmware %s, %d files, %.1f kB (%s) -> %s" % (
+    rom = staged.get("romfs")
+    log("deploy: %s firmware %s, %d files, %.1f kB (%s)%s -> %s" % (
         board, staged["manifest"]["fw_version"], len(staged["files"]), n_bytes / 1000,
-        "bytecode .mpy" if compile_mpy else "sources", port_path))
+        "bytecode .mpy" if compile_mpy else "sources",
+        ", ROMFS image of %d modules, %d bytes" % (len(rom["files"]), rom["size"]) if rom else "", port_path))
     try:
         refuse_if_running(port_path)
         info = device_info(port_path)
+        heap = device_heap(port_path)
     except SL.LinkError as e:
         raise DeployError(str(e))
     log("device: MicroPython %s on %s (.mpy v%d), %.0f kB free, idle" % (
         info["version"], info["platform"], info["mpy"] & 0xFF, info["free_bytes"] / 1000))
-    for w in check_device(board, info, staged, compile_mpy, force):
+    log("heap: %.1f KB free after boot (GC heap %.1f KB)%s" % (
+        heap["free_bytes"] / 1024, heap["total_bytes"] / 1024,
+        ", the %s firmware needs %d KB" % (board, HEAP_NEED_KB[board]) if board in HEAP_NEED_KB else ""))
+    warnings = check_device(board, info, staged, compile_mpy, force) + check_heap(board, heap, force)
+    # a ROMFS that holds firmware modules (an earlier --romfs deploy) would shadow the new /lib ones
+    ours = {os.path.basename(f["dest"]) for f in staged["files"]} | \
+        {os.path.basename(d) + ext for _, d in sources(board) for ext in (".mpy", ".py")}
+    stale_rom = not rom and bool(ours & set(info.get("rom_lib") or ()))
+    rom_q = None
+    if rom or stale_rom:
+        rom_q = romfs_query(port_path)
+        if rom:
+            check_romfs_fits(rom, rom_q)
+            log("romfs: the image (%d bytes) fits the ROMFS partition (%d bytes, %.0f %% used)" % (
+                rom["size"], rom_q["partition_bytes"], 100.0 * rom["size"] / rom_q["partition_bytes"]))
+    for w in warnings:
         log("warning: " + w)
     want = [d[0] for d in package_deps()] if BOARDS[board]["deps"] else []
     installed = []
@@ -510,12 +697,19 @@ def _deploy(staged, board, port_path, compile_mpy, deps, index, reset, force, lo
             log("removed: %s" % ", ".join(removed))
         same = copy(port_path, staged)
         log("copied: %d files (%d already identical)" % (len(staged["files"]) - same, same))
+        if rom:
+            romfs_deploy(port_path, rom["image"])
+            log("romfs: %d modules written to the ROMFS partition (%d bytes)" % (len(rom["files"]), rom["size"]))
+        elif stale_rom:
+            romfs_deploy(port_path, empty_romfs(staged["dir"]))
+            log("romfs: emptied (it held firmware modules of an earlier --romfs deploy, which would shadow /lib)")
         ok, problems = verify(port_path, staged, [("/lib/%s.mpy" % n, "/lib/%s.py" % n) for n in installed])
     except SL.LinkError as e:
         raise DeployError(str(e))
     if problems:
         raise DeployError("verification failed (deploy again):\n  " + "\n  ".join(problems))
-    log("verified: sha256 of %d files on the device match" % ok)
+    log("verified: sha256 of %d files on the device match%s" % (ok, " (%d in the ROMFS)" % len(rom["files"])
+                                                                 if rom else ""))
     try:
         if key is not None:
             kid = provision_key(port_path, key, replace_key, log)
@@ -542,4 +736,7 @@ def _deploy(staged, board, port_path, compile_mpy, deps, index, reset, force, lo
                                                      for f in staged["files"]],
             "verified": ok, "removed": removed, "up_to_date": same, "deps": installed, "key_id": kid, "device": {
                 k: info[k] for k in ("platform", "version", "mpy", "free_bytes")},
+            "heap": heap,
+            "romfs": {"size": rom["size"], "sha256": rom["sha256"], "partition_bytes": rom_q["partition_bytes"],
+                      "files": [f["dest"] for f in rom["files"]]} if rom else None,
             "boot": boot, "wall_s": round(time.monotonic() - t0, 2)}

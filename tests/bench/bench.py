@@ -125,11 +125,17 @@ def section_heap():
 
 
 def section_lfs():
-    """Issue 11: power cuts at the flash on real littlefs (tests/lfs/power_cuts.py): every write of
-    a 10-minute run and 1000 random writes of a 1-hour run (4 cells), and the flash's wear."""
+    """Issue 11: power cuts at the flash on real littlefs. The run log (tests/lfs/power_cuts.py):
+    every write of a 10-minute run and 1000 random writes of a 1-hour run (4 cells), and the
+    flash's wear (lfs_*). The calibration store and the audit trail (tests/lfs/calib_cuts.py):
+    every write of 3 rounds of every calibration change, 400 random writes of 20 rounds
+    (lfs_cal_*, lfs_audit_*; not counted in lfs_power_cuts)."""
     sys.path.insert(0, os.path.join(ROOT, "tests", "lfs"))
     import power_cuts
-    return power_cuts.campaign(n_cells=4, short_s=600, long_s=3600, n_random=1000)
+    import calib_cuts
+    out = power_cuts.campaign(n_cells=4, short_s=600, long_s=3600, n_random=1000)
+    out.update(calib_cuts.campaign(every_rounds=3, random_rounds=20, n_random=400))
+    return out
 
 
 def section_tick():
@@ -139,9 +145,18 @@ def section_tick():
     return perf_tick.section()
 
 
+def section_romfs():
+    """Issue 11: the heap the firmware's modules hold imported from a ROMFS image (VfsRom) vs from
+    .mpy files on a filesystem, in the 64-bit MicroPython unix port (tests/romfs/romfs_heap.py):
+    64-bit objects are larger than on a 32-bit board, the saving is what stays in the image."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "romfs"))
+    import romfs_heap
+    return romfs_heap.bench_keys(romfs_heap.measure("pico"))
+
+
 SECTIONS = {"core": section_core, "sim": section_sim, "accuracy": section_accuracy, "decision": section_decision,
             "pull": section_pull,
-            "heap": section_heap, "lfs": section_lfs, "tick": section_tick}
+            "heap": section_heap, "lfs": section_lfs, "tick": section_tick, "romfs": section_romfs}
 
 
 def section_redraw():

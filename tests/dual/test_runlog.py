@@ -441,3 +441,44 @@ def test_space_check():
         raise OSError(5)
 
     assert not runlog.space_ok("/data", 34200, 1, statvfs=broken)
+
+
+def _whole_header_record(h, seq=0):
+    # the header record as open() wrote it before it was streamed: json.dumps of the whole dict
+    payload = json.dumps(h).encode()
+    pre = bytearray(b"\xa5\x5a\x01\x00\x00")
+    v = seq
+    while v > 0x7F:
+        pre.append((v & 0x7F) | 0x80)
+        v >>= 7
+    pre.append(v)
+    body = len(pre) - 5 + len(payload)
+    pre[3] = body & 0xFF
+    pre[4] = body >> 8
+    rec = pre + payload
+    crc = binascii.crc32(bytes(rec[2:])) & 0xFFFFFFFF
+    return bytes(rec) + bytes((crc & 0xFF, (crc >> 8) & 0xFF, (crc >> 16) & 0xFF, (crc >> 24) & 0xFF))
+
+
+def test_streamed_header_is_the_whole_json():
+    # open() writes the header in pieces (open_steps: never the whole JSON in RAM); the bytes are
+    # those of json.dumps of the whole header, for nested, empty, non-ASCII and int-keyed values
+    big = [{"t": i, "what": "calib.span.%d" % i, "old": None, "new": [i, i * 0.5, "x"]} for i in range(60)]
+    hdr = {"run_id": "r-0001", "empty_d": {}, "empty_l": [], "nested": {"a": {"b": {"c": [1, {"d": []}]}}},
+           "text": "µg ±0.5 °C \"q\" \\ /", "ints": {"1": 2}, "ik": {3: "int key"}, "tup": (1, 2),
+           "f": 1.25, "neg": -7, "none": None, "yes": True, "audit": {"entries": big, "omitted": 3}}
+    f = FakeFile()
+    log = RunLog(2)
+    steps = 0
+    for _ in log.open_steps("x", hdr, opener=lambda p, m: f, step_bytes=512):
+        steps += 1
+    h = dict(hdr)
+    h["log"] = {"format": runlog.FORMAT_VERSION, "n_cells": 2, "sync_every_s": 10, "keyframe_every": 6}
+    want = _whole_header_record(h)
+    assert f.data() == want
+    assert log.bytes_written == len(want)
+    assert steps >= 2 * (len(want) // 512) - 2       # both passes yield about every 512 bytes
+    # the next record continues the sequence
+    log.event(1000, 101, 1, 2)
+    log.close()
+    assert f.data()[len(want) + 5] == 1

@@ -14,7 +14,8 @@ import gc
 
 M = {}
 BIG_STEP = 16384
-_S = {"live_max": 0, "garbage_max": 0, "steps": 0, "nxt": 0, "i": 0, "prev": 0}
+_S = {"live_max": 0, "garbage_max": 0, "steps": 0, "nxt": 0, "i": 0, "prev": 0,
+      "sim_g": 0, "sim_g0": 0, "sim_garbage_max": 0, "dev_garbage_max": 0}
 
 
 def say(k, v):
@@ -27,12 +28,12 @@ def mark(name):
 
 
 def drivers():
-    # the drivers a real board imports when it is built (boards/mcu/mcu_board.py Board)
+    # the drivers a real board imports when it is built with its defaults (boards/mcu/mcu_board.py
+    # Board: thermocouple max31855 for the chamber and the probe, HX711 load cells, the pressure
+    # transducer, outputs, buttons); a board configured for max31856 or nau7802 imports those
     import max31855
-    import max31856
     import pressure
     import hx711
-    import nau7802
     import outputs
     import inputs
 
@@ -55,6 +56,22 @@ def _timed(f):
     return w
 
 
+COUNT_EVERY = 8     # steps: gc.mem_alloc() walks the whole allocation table, too slow for every call
+
+
+def _counted(f):
+    # the bench's own allocation (its physics in floats) in every COUNT_EVERY-th step: automatic
+    # collection is off, so the growth of mem_alloc() across the call is what the bench allocated
+    def w(*a):
+        if _S["steps"] % COUNT_EVERY:
+            return f(*a)
+        m0 = gc.mem_alloc()
+        r = f(*a)
+        _S["sim_g"] += gc.mem_alloc() - m0
+        return r
+    return w
+
+
 def sim():
     # the simulated bench: everything allocated here is not the device's (subtracted by the host)
     import json
@@ -69,6 +86,15 @@ def sim():
     bench.load_cells(0)
     gate_board.BOARD = SimBoard(bench, rtc=True)
     SIM["bench"] = bench
+    try:
+        # the reference run only: gc.mem_alloc() walks the whole allocation table (slow)
+        os.stat("/gate/count")
+        for name in _PHYS_METHODS:
+            setattr(bench, name, _counted(getattr(bench, name)))
+        lct = gate_board.BOARD.lc_temp
+        lct.read = _counted(lct.read)
+    except OSError:
+        pass
     try:
         os.stat("/gate/timing")
         TIMING["on"] = True
@@ -104,11 +130,27 @@ class FlashOS:
         return (4096, 4096, n, n, n, 0, 0, 0, 0, 255)
 
 
+def boot():
+    """session.boot(), the boot sequence as a generator: /gate.py collects between its steps."""
+    import session
+    session.os = FlashOS()
+    return session.boot()
+
+
+def boot_next(g):
+    """One boot step; False once the boot is over (the session, or None, in SIM["session"])."""
+    try:
+        x = next(g)
+    except StopIteration:
+        return False
+    if x is not None:
+        SIM["session"] = x
+    return True
+
+
 def start():
-    import main
-    main.os = FlashOS()
-    s = main.main()
-    SIM["session"] = s
+    s = SIM.get("session")
+    _S["sim_g0"] = _S["sim_g"]
     if s is not None:
         say("run_id", s.run_id)
         _S["nxt"] = SIM["bench"].t_ms + 30000
@@ -150,14 +192,25 @@ def before():
 def after():
     a = gc.mem_alloc()
     g = _S["prev"] - a
+    sg = _S["sim_g"] - _S["sim_g0"]
+    _S["sim_g0"] = _S["sim_g"]
     if g > _S["garbage_max"]:
         _S["garbage_max"] = g
+    if sg > _S["sim_garbage_max"]:
+        _S["sim_garbage_max"] = sg
+    if sg and g - sg > _S["dev_garbage_max"]:
+        _S["dev_garbage_max"] = g - sg
     if g > BIG_STEP:
         # which steps make the most garbage (no collection can run inside a step here)
         st = SIM.get("session")
         ph = st.ctrl.phase if st is not None and st.ctrl is not None else -1
-        say("big_step", "%d %d %d %d" % (_S["steps"], SIM["bench"].t_ms // 1000, ph, g))
+        say("big_step", "%d %d %d %d %d" % (_S["steps"], SIM["bench"].t_ms // 1000, ph, g, sg))
     if a > _S["live_max"]:
+        if a > _S["live_max"] + 2048:
+            # where the live heap grows (step, bench time s, phase, bytes)
+            st = SIM.get("session")
+            ph = st.ctrl.phase if st is not None and st.ctrl is not None else -1
+            say("live_peak", "%d %d %d %d" % (_S["steps"], SIM["bench"].t_ms // 1000, ph, a))
         _S["live_max"] = a
 
 
@@ -177,6 +230,8 @@ def finish(s):
     say("link_errors", s.link.errors)
     say("live_max_alloc", _S["live_max"])
     say("step_garbage_max", _S["garbage_max"])
+    say("sim_step_garbage_max", _S["sim_garbage_max"])
+    say("dev_step_garbage_max", _S["dev_garbage_max"])
     say("fault", c.fault if c is not None else None)
     say("error", s.error)
     if TIMING["on"]:

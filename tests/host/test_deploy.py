@@ -4,15 +4,21 @@ deploy while a test runs, a mip dependency that cannot be fetched (named, device
 pico layout with a local mip index, and a whole accelerated test run by the DEPLOYED firmware
 whose verdict matches `ovenctl sim`. The real boards' board_select + firmware/plan.py on a fake
 `machine` in the VM. Plus the static checks: board_select pins, package.json, manifest.py.
+On a fake board (tests/romfs/fakeboard.py: the unix port with a fixed heap and a ROMFS partition):
+the heap check (refused below HEAP_NEED_KB with the numbers, --force, accepted above) and
+--romfs (the image's contents read by MicroPython's VfsRom, deployed with mpremote, imported from
+/rom/lib; no partition or too small: refused, nothing changed).
 Every child process runs in its own session and is killed in a finally block."""
 import ast
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -479,3 +485,175 @@ def test_board_select_on_a_fake_machine_in_the_vm(board):
     assert r["header"] == [board, board + "-0001", 20972]
     assert r["intr"] is None and r["intr_log"] == ["timer_deinit"] and "interrupted" in r["said"][-1]
     assert r["api"] == [True, True, False]
+
+
+# ------------------------------------------------------------------------------------------ heap, ROMFS (fake board)
+# tests/romfs/fakeboard.py: the board's raw REPL run by the real MicroPython unix port with a
+# fixed heap, sys.platform "rp2" and, optionally, a ROMFS partition (vfs.rom_ioctl) in a file.
+sys.path.insert(0, os.path.join(ROOT, "tests", "romfs"))
+from fakeboard import FakeBoard, micropython  # noqa: E402
+
+needs_unix_port = pytest.mark.skipif(micropython() is None, reason="the MicroPython unix port is needed: make setup")
+NEED_KB = D.HEAP_NEED_KB["pico"]
+LOCAL_FLASH = {"/lib/board_select.mpy", "/main.py", "/deploy.json"}       # on the filesystem with --romfs
+
+
+def _fake_heap(port):
+    """(free, total) bytes of the fake board's heap, asked with mpremote (it soft-resets first)."""
+    out = mpremote(port, "exec", "import gc\ngc.collect()\nprint(gc.mem_free(), gc.mem_free()+gc.mem_alloc())")
+    free, total = out.split()
+    return int(free), int(total)
+
+
+@needs_unix_port
+def test_deploy_refuses_a_board_with_too_little_heap_and_force_overrides(tmp_path, env):
+    heap_kb = NEED_KB - 32
+    fs = tmp_path / "flash"
+    with FakeBoard(fs, heap_kb=heap_kb) as b:
+        free, total = _fake_heap(b.port)
+        p = cli(env, "deploy", "--board", "pico", "--port", b.port, "--no-deps", "--no-reset", check=False, timeout=120)
+        flash_after_refusal = _flash(fs)
+        forced = cli(env, "deploy", "--board", "pico", "--port", b.port, "--no-deps", "--no-reset", "--force",
+                     "--json", check=False, timeout=180)
+    assert p.returncode == 1 and "Traceback" not in p.stdout + p.stderr, (p.stdout, p.stderr)
+    # the numbers: the device's GC heap (exact) and free heap after boot (what a command sees), and the need
+    m = re.search(r"error: the device has ([\d.]+) KB of heap free after boot \(GC heap ([\d.]+) KB\), the pico "
+                  r"firmware needs (\d+) KB .*: deploy refused, nothing was changed\. --force deploys anyway", p.stderr)
+    assert m, p.stderr
+    assert float(m.group(2)) == round(total / 1024, 1) and int(m.group(3)) == NEED_KB
+    assert abs(float(m.group(1)) - free / 1024) < 2.0 and float(m.group(1)) < NEED_KB
+    assert flash_after_refusal == {} and "copied" not in p.stdout
+    # --force deploys, with the same figures as a warning
+    assert forced.returncode == 0, forced.stderr
+    assert "warning: the device has %s KB of heap free after boot" % m.group(1) in forced.stderr
+    assert "deploying anyway (--force)" in forced.stderr
+    res = json.loads(forced.stdout)
+    assert res["heap"]["total_bytes"] == total and res["verified"] == len(res["files"])
+    assert "/lib/app.mpy" in _flash(fs)
+
+
+@needs_unix_port
+def test_deploy_accepts_a_board_with_enough_heap(tmp_path, env):
+    fs = tmp_path / "flash"
+    with FakeBoard(fs, heap_kb=NEED_KB + 64) as b:
+        free, total = _fake_heap(b.port)
+        p = cli(env, "deploy", "--board", "pico", "--port", b.port, "--no-deps", "--no-reset", "--json", timeout=180)
+    res = json.loads(p.stdout)
+    assert res["heap"]["total_bytes"] == total and NEED_KB * 1024 <= res["heap"]["free_bytes"] <= total
+    assert "heap: %.1f KB free after boot (GC heap %.1f KB), the pico firmware needs %d KB" % (
+        res["heap"]["free_bytes"] / 1024, total / 1024, NEED_KB) in p.stderr
+    assert "of heap free after boot (GC heap" not in p.stderr.split("heap: ", 1)[1] and res["romfs"] is None
+    flash = _flash(fs)
+    assert {f["path"] for f in res["files"]} == set(flash) and "/lib/app.mpy" in flash
+
+
+def test_the_heap_need_is_one_table_for_the_real_boards():
+    assert set(D.HEAP_NEED_KB) == {"pico", "esp32"} and all(isinstance(v, int) and v > 0
+                                                            for v in D.HEAP_NEED_KB.values())
+    heap = {"free_bytes": 100 * 1024, "total_bytes": 110 * 1024}
+    with pytest.raises(D.DeployError, match=r"100\.0 KB of heap free .* esp32 firmware needs %d KB.*PSRAM"
+                                            % D.HEAP_NEED_KB["esp32"]):
+        D.check_heap("esp32", heap, force=False)
+    assert D.check_heap("sim", heap, force=False) == []          # the sim's bench shares the VM's heap
+    assert "--force" in D.check_heap("pico", heap, force=True)[0]
+
+
+def _romfs_files(image):
+    """{path: bytes} of every file in a ROMFS image, read by MicroPython's own VfsRom (unix port)."""
+    with tempfile.TemporaryDirectory() as d:
+        img = os.path.join(d, "i.romfs")
+        with open(img, "wb") as f:
+            f.write(image)
+        code = ("import vfs,os,binascii\nf=open(%r,'rb');vfs.mount(vfs.VfsRom(f.read()),'/rom')\n"
+                "def walk(p):\n for n,t,*_ in os.ilistdir(p):\n  q=p+'/'+n\n  if t==0x4000:\n   walk(q)\n"
+                "  else:\n   g=open(q,'rb');print(q,binascii.hexlify(g.read()).decode());g.close()\n"
+                "walk('/rom')\n" % img)
+        script = os.path.join(d, "ls.py")
+        with open(script, "w") as f:
+            f.write(code)
+        p = subprocess.run([micropython(), script], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return {ln.split()[0]: bytes.fromhex(ln.split()[1]) if len(ln.split()) > 1 else b""
+            for ln in p.stdout.splitlines()}
+
+
+@needs_unix_port
+def test_romfs_image_holds_the_compiled_modules(tmp_path):
+    st = D.stage("pico", out_dir=str(tmp_path / "s"), romfs=True)
+    plain = D.stage("pico", out_dir=str(tmp_path / "p"))
+    rom = st["romfs"]
+    with open(rom["image"], "rb") as f:
+        image = f.read()
+    assert image[:3] == D.ROM_HEADER and len(image) == rom["size"] and D._sha(image) == rom["sha256"]
+    got = _romfs_files(image)
+    # the modules sources() stages, as the same .mpy bytes a plain deploy copies to /lib, at /rom/lib
+    by_dest = {f["dest"]: f for f in plain["files"]}
+    want = {"/rom" + d + ".mpy" for _, d in D.sources("pico") if d not in D.ROMFS_KEEP}
+    assert set(got) == want == {f["dest"] for f in rom["files"]}
+    for path, data in got.items():
+        assert data == open(by_dest[path[len("/rom"):]]["local"], "rb").read(), path
+    # the filesystem keeps main.py, board_select and deploy.json; deploy.json lists the image
+    assert {f["dest"] for f in st["files"]} == LOCAL_FLASH
+    man = st["manifest"]["romfs"]
+    assert man["sha256"] == rom["sha256"] and man["files"] == {p: D._sha(d) for p, d in got.items()}
+    with pytest.raises(D.DeployError, match="--no-compile"):
+        D.stage("pico", compile_mpy=False, out_dir=str(tmp_path / "n"), romfs=True)
+
+
+@needs_unix_port
+def test_deploy_romfs_to_a_board_with_a_romfs_partition(tmp_path, env):
+    fs = tmp_path / "flash"
+    with FakeBoard(fs, heap_kb=1024, rom_kb=256) as b:
+        # an older deploy's module in /lib would shadow (or be shadowed by) the ROM's
+        mpremote(b.port, "exec", "import os\nos.mkdir('/lib')\nf=open('/lib/app.mpy','wb');f.write(b'M');f.close()")
+        p = cli(env, "deploy", "--board", "pico", "--port", b.port, "--no-deps", "--no-reset", "--romfs", "--json",
+                timeout=240)
+        rom_image = b.rom_image()
+        flash_rom = _flash(fs)
+        used = mpremote(b.port, "exec", "import app, plan, runlog, pins\nfor m in (app, plan, runlog, pins):\n"
+                                        " print(m.__file__)")
+        # a deploy without --romfs empties the ROMFS (its modules would shadow the new /lib ones)
+        again = cli(env, "deploy", "--board", "pico", "--port", b.port, "--no-deps", "--no-reset", "--json",
+                    timeout=240)
+        rom_after = b.rom_image()
+        used_after = mpremote(b.port, "exec", "import app, os\nprint(app.__file__, os.listdir('/rom'))")
+    res = json.loads(p.stdout)
+    rom = res["romfs"]
+    assert rom["partition_bytes"] == 256 * 1024 and 0 < rom["size"] <= rom["partition_bytes"]
+    assert D._sha(rom_image[:rom["size"]]) == rom["sha256"] and rom_image[rom["size"]:].count(0) > 0
+    assert "romfs: the image (%d bytes) fits the ROMFS partition (262144 bytes" % rom["size"] in p.stderr
+    assert res["verified"] == len(res["files"]) + len(rom["files"])
+    assert set(flash_rom) == LOCAL_FLASH and "/lib/app.py" not in flash_rom
+    assert "/lib/app.mpy" in res["removed"]
+    assert used.split() == ["/rom/lib/app.mpy", "/rom/lib/plan.mpy", "/rom/lib/runlog.mpy", "/rom/lib/pins.mpy"]
+    assert json.loads(flash_rom["/deploy.json"])["romfs"]["sha256"] == rom["sha256"]
+    res2 = json.loads(again.stdout)
+    assert res2["romfs"] is None and "romfs: emptied" in again.stderr
+    assert rom_after[:3] == D.ROM_HEADER and rom_after[:rom["size"]] != rom_image[:rom["size"]]
+    assert used_after.split() == ["/lib/app.mpy", "[]"]
+
+
+@needs_unix_port
+@pytest.mark.parametrize("rom_kb", [0, 64])
+def test_deploy_romfs_refused_without_a_partition_or_when_too_big(tmp_path, env, rom_kb):
+    fs = tmp_path / "flash"
+    with FakeBoard(fs, heap_kb=1024, rom_kb=rom_kb) as b:
+        p = cli(env, "deploy", "--board", "pico", "--port", b.port, "--no-deps", "--no-reset", "--romfs",
+                check=False, timeout=120)
+        rom_image = b.rom_image() if rom_kb else None
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    if rom_kb == 0:
+        assert "has no ROMFS partition (ROMFS is not enabled on this device)" in p.stderr
+        assert "MICROPY_VFS_ROM" in p.stderr and "standard Pico and ESP32 downloads" in p.stderr
+    else:
+        size = D.stage("pico", out_dir=str(tmp_path / "s"), romfs=True)["romfs"]["size"]
+        assert "the ROMFS image (%d bytes, " % size in p.stderr and "partition (65536 bytes)" in p.stderr
+        assert rom_image == b"\xff" * 65536
+    assert "nothing was changed" in p.stderr.lower() and _flash(fs) == {}
+
+
+def test_romfs_needs_compiled_modules(env):
+    p = cli(env, "deploy", "--board", "pico", "--port", "/dev/nonexistent-port", "--romfs", "--no-compile", check=False)
+    assert p.returncode == 2 and "--romfs" in p.stderr and "--no-compile" in p.stderr
+    p = cli(env, "deploy", "--help")
+    assert "--romfs" in p.stdout and "standard Pico and ESP32" in " ".join(p.stdout.split())

@@ -1,5 +1,6 @@
-"""Power cuts at the flash on real littlefs (tests/lfs/power_cuts.py; the full campaign of >= 1000
-cuts is `make lfs-cuts`): a small series here."""
+"""Power cuts at the flash on real littlefs, small series of the campaigns in `make lfs-cuts`: the
+run log (tests/lfs/power_cuts.py, >= 1000 cuts in full) and the calibration store with the audit
+trail (tests/lfs/calib_cuts.py), and the calibration checks' own test against faulty writers."""
 import os
 import sys
 
@@ -40,3 +41,45 @@ def test_a_lost_record_is_counted(tmp_path):
     bad[recs[1].offset + 3] ^= 0xFF
     assert P.records_lost(recs, data, bytes(bad), synced) == 1
     assert P.records_lost(recs, data, None, synced) == len(recs)
+
+
+# ---------------------------------------------------------------- calibration store, audit trail
+# (tests/lfs/calib_cuts.py; the full series is in `make lfs-cuts`)
+import calib_cuts as C  # noqa: E402
+
+
+def test_calibration_and_audit_trail_survive_every_cut():
+    r = C.campaign(every_rounds=1, random_rounds=3, n_random=12, every=3)
+    assert r["lfs_cal_power_cuts_every_write"] >= 50 and r["lfs_cal_power_cuts_random"] == 12, r
+    assert r["lfs_cal_steps_per_round"] >= 10
+    assert C.failed(r) == [], r["lfs_cal_problems"]
+    assert r["lfs_cal_files_torn"] == 0 and r["lfs_audit_lines_lost"] == 0
+    # the checks saw something: files changing at the cut (some came back new, some old) and
+    # trail lines that had to survive
+    assert 0 < r["lfs_cal_files_in_flight_new"] < r["lfs_cal_files_in_flight"]
+    assert r["lfs_audit_lines_synced_checked"] > 100
+    assert r["lfs_audit_torn_line_reported"] is True
+
+
+def _faulty(fault, ks):
+    # (a fault changes the number of flash writes of the sequence: the last K may cut nothing)
+    rows = [x for x in C.device("cuts", 1, ks=ks, faults=fault) if x["cut"]]
+    assert len(rows) >= 25
+    return rows
+
+
+def test_the_checks_find_a_torn_file_a_torn_line_and_a_lost_line():
+    ks = list(range(1, 179, 4))
+    # calibration files written in place: a cut right after a file is created leaves it empty
+    rows = _faulty("naive_write", ks)
+    assert sum(x["files_torn"] for x in rows) > 0
+    # a trail line written in two synced halves: a cut between them tears it; the firmware's
+    # reader and the run header flag it, and after the recovery it is still there, reported
+    rows = _faulty("split_append", ks)
+    torn = [x for x in rows if x["torn_line"]]
+    assert torn and all(x["torn_unreported"] == 0 and x["header_corrupt"] == 1 and x["corrupt_after"] == 1
+                        for x in torn)
+    assert sum(x["lines_lost"] for x in rows) == 0
+    # an append that returns before its line is synced: the cut loses lines counted as synced
+    rows = _faulty("lazy_append", ks)
+    assert sum(x["lines_lost"] for x in rows) > 0

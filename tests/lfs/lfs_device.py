@@ -24,96 +24,11 @@ sys.path.insert(0, FW)
 import runlog  # noqa: E402
 import codes  # noqa: E402
 
-BLOCK = 4096          # RP2040 flash sector (erase unit)
-PROG = 256            # RP2040 flash page (program unit); MicroPython's rp2 mounts with progsize=256
-N_BLOCKS = 352        # the Pico's 1408 kB filesystem (MicroPython's rp2 default for a 2 MB Pico)
-KEY = bytes(range(100, 132))
+from nor_flash import Flash, PowerCut, PROG  # noqa: E402
 LOG = "/runs/sim-0001.log"
-
+KEY = bytes(range(100, 132))
 
 HOLD = [None]
-
-
-class PowerCut(BaseException):
-    """The power went: raised from inside a flash operation; nothing in the firmware catches it."""
-
-
-class Flash:
-    """NOR flash: erase sets a 4 kB block to 0xFF, a program can only clear bits (AND), in whole
-    256-byte pages at most. A cut during a program leaves a prefix of the page programmed; a cut
-    during an erase leaves the block partly erased. Counts erases per block and programs."""
-
-    def __init__(self, n_blocks=N_BLOCKS, seed=1):
-        self.n = n_blocks
-        self.mem = bytearray(b"\xff" * (n_blocks * BLOCK))
-        self.erases = array("I", [0] * n_blocks)
-        self.programs = 0
-        self.prog_bytes = 0
-        self.ops = 0
-        self.cut_at = 0           # 0: never
-        self.cut_done = False
-        self.rng = seed & 0x7FFFFFFF or 1
-        self.overwrites = 0       # programs of bytes that were not erased (littlefs never does it)
-        self.dead = False         # after a cut: the old mount's leftovers write nothing
-
-    def _rand(self, n):
-        # xorshift31: deterministic, allocation-light
-        x = self.rng
-        x ^= (x << 13) & 0x7FFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0x7FFFFFFF
-        self.rng = x or 1
-        return self.rng % n
-
-    def _op(self):
-        self.ops += 1
-        return self.cut_at and self.ops == self.cut_at
-
-    def readblocks(self, blk, buf, off=0):
-        a = blk * BLOCK + off
-        buf[:] = self.mem[a:a + len(buf)]
-
-    def writeblocks(self, blk, buf, off=None):
-        if off is None:
-            # the simple block interface (erase + write) is not what littlefs uses
-            self.ioctl(6, blk)
-            off = 0
-        if self.dead:
-            return
-        a = blk * BLOCK + off
-        n = len(buf)
-        cut = self._op()
-        if cut:
-            n = self._rand(n + 1)          # a torn program: a prefix of the bytes made it
-        m = self.mem
-        for i in range(n):
-            if m[a + i] != 0xFF:
-                self.overwrites += 1
-            m[a + i] &= buf[i]
-        self.programs += 1
-        self.prog_bytes += n
-        if cut:
-            self.cut_done = True
-            raise PowerCut()
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self.n
-        if op == 5:
-            return BLOCK
-        if op == 6:
-            if self.dead:
-                return 0
-            cut = self._op()
-            a = arg * BLOCK
-            n = BLOCK if not cut else self._rand(BLOCK + 1)
-            self.mem[a:a + n] = b"\xff" * n
-            self.erases[arg] += 1
-            if cut:
-                self.cut_done = True
-                raise PowerCut()
-            return 0
-        return 0
 
 
 def mount(flash):

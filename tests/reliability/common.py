@@ -15,6 +15,7 @@ import app  # noqa: E402
 import codes as C  # noqa: E402
 import link  # noqa: E402
 import main  # noqa: E402
+import session as fw_session  # noqa: E402  (the firmware's session.py)
 import methods  # noqa: E402
 from ovenctl import verify  # noqa: E402
 from ovenctl.logfile import LogError, read_log  # noqa: E402
@@ -32,7 +33,7 @@ def _console(*a, **kw):
     del FIRMWARE_MESSAGES[:-200]
 
 
-main.print = _console       # main.py's console output is kept here instead of flooding stdout
+fw_session.print = _console  # session.py's console output is kept here instead of flooding stdout
 
 
 # ---------------------------------------------------------------- the in-process device
@@ -98,19 +99,19 @@ def _null_tx(b):
 
 @contextlib.contextmanager
 def flash(fs):
-    """Install a MemFS as the firmware's filesystem (main.os, main.open)."""
-    old_os, had_open = main.os, "open" in main.__dict__
-    old_open = main.__dict__.get("open")
-    main.os = fs.os
-    main.open = fs.open
+    """Install a MemFS as the firmware's filesystem (session.py's os and open)."""
+    old_os, had_open = fw_session.os, "open" in fw_session.__dict__
+    old_open = fw_session.__dict__.get("open")
+    fw_session.os = fs.os
+    fw_session.open = fs.open
     try:
         yield fs
     finally:
-        main.os = old_os
+        fw_session.os = old_os
         if had_open:
-            main.open = old_open
+            fw_session.open = old_open
         else:
-            del main.open
+            del fw_session.open
 
 
 # every in-process device has a device key: its logs are sealed, and each log the campaign ends
