@@ -2,7 +2,7 @@
 # `make test` / `make demo` / `make bench` each run `setup` first, so a fresh clone needs nothing else.
 # Test tiers (README "Tests"; markers vm, e2e, slow in pyproject.toml):
 #   test-fast  the pure core, the drivers and the host readers, in CPython and in the MicroPython VM
-#              (-m "not slow and not e2e"): under a minute on 2 cores
+#              (-m "not slow and not e2e"): under a minute on 2 cores (about 62 s of CPU)
 #   test       lint, then every test (about 4 min on 2 cores); not the reliability campaign
 #              (make reliability, mk/reliability.mk) and no benchmark (make bench)
 # test-fast runs each module's tests on one worker (--dist loadscope): a tests/dual module's VM run
