@@ -1,11 +1,16 @@
 """Test bed: every module in tests/dual runs twice, under CPython (normal pytest collection)
 and inside the real MicroPython VM, where each test_* function becomes a pytest item
-named `vm::<module>::<test>` so that a VM failure fails `make test`."""
+named `vm::<module>::<test>` (marked `vm`) so that a VM failure fails `make test`.
+Hypothesis runs without its per-example deadline: a wall-clock limit fails on a loaded machine."""
 import ast
 import os
 import sys
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("no-deadline", deadline=None)
+settings.load_profile("no-deadline")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for _p in ("firmware", "boards", "tests/dual", "tests", "tests/shim", "host_tools"):
@@ -41,6 +46,7 @@ class VMItem(pytest.Item):
         super().__init__(**kw)
         self.modname = modname
         self.testname = testname
+        self.add_marker("vm")
 
     def runtest(self):
         res = _vm_results(self.modname)

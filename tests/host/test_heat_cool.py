@@ -8,6 +8,8 @@ import pytest
 from ovenctl import sweep, verify
 from ovenctl.logfile import read_log
 
+pytestmark = pytest.mark.e2e
+
 _E = 2.718281828459045
 
 

@@ -4,11 +4,15 @@ trail (tests/lfs/calib_cuts.py), and the calibration checks' own test against fa
 import os
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "lfs"))
 sys.path.insert(0, os.path.join(ROOT, "host_tools"))
 
 import power_cuts as P  # noqa: E402
+
+pytestmark = pytest.mark.vm
 
 
 def test_cuts_lose_no_synced_record_and_the_flash_mounts():

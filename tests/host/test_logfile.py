@@ -398,6 +398,7 @@ def test_fuzz_truncated_and_bitflipped_logs(base, cut, flips, inserts):
         assert log.problems == [] or log.problems[0].startswith("torn tail")
 
 
+@pytest.mark.slow
 @_FUZZ
 @given(st.lists(st.tuples(st.integers(0, 9), st.binary(max_size=40), st.booleans()), max_size=6))
 def test_fuzz_valid_frames_with_random_payloads(recs):

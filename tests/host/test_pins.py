@@ -12,6 +12,8 @@ from vmbridge import ROOT, run_vm_code
 PICO = os.path.join(ROOT, "boards", "pico", "pins.py")
 ESP32 = os.path.join(ROOT, "boards", "esp32", "pins.py")
 
+pytestmark = pytest.mark.vm
+
 
 def _gpios(msgs):
     return sorted({int(m.split("(GPIO")[1].split(")")[0]) for m in msgs})

@@ -11,6 +11,8 @@ from ovenctl.logfile import read_log
 from ovenctl.scenario import ScenarioError, normalize
 from vmbridge import ROOT
 
+pytestmark = pytest.mark.e2e
+
 # issue 10: "a slowly releasing cell (45 g, volatile_g 0.8268, evap_tau_min 1000) gives PASS at 4920 ppm,
 # while the same cell held at 120 degC for 6 h loses about 5400 ppm"
 # heat_in/cool_in "vacuum": the order the issue was measured with (heated under vacuum, the cell lagging

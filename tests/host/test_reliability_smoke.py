@@ -21,6 +21,8 @@ import memfs  # noqa: E402
 import power  # noqa: E402
 import watchdog  # noqa: E402
 
+pytestmark = pytest.mark.e2e
+
 QUICK = power.QUICK_VARIANTS["quick"]
 
 
@@ -142,13 +144,17 @@ def test_config_fuzz():
     assert s["config_valid_rejected"] == 0
 
 
+@pytest.mark.vm
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is needed for the MicroPython VM")
 def test_one_vdev_kill_matches_the_model():
-    r = power._vdev_kill(common.scenario({"seed": 7, "blank_run": False}), 4.0)
+    # cut once 30 kB of the ~210 kB log are on the flash (a fixed wall time found no log yet on a
+    # loaded machine)
+    r = power._vdev_kill(common.scenario({"seed": 7, "blank_run": False}), 0, at_log_bytes=30000)
     assert not r["errors"], r
     assert r["closed"] == "interrupted" and r["lost"] == 0 and r["model_agrees"] is True
 
 
+@pytest.mark.slow
 def test_tamper_cases_are_all_detected_and_named():
     import tamper
     r = tamper.campaign(48, cli_cases=3, seed=5)

@@ -18,6 +18,8 @@ from ovenctl.logfile import read_log  # noqa: E402
 
 import audit  # noqa: E402  (firmware/, on sys.path through tests/conftest.py)
 
+pytestmark = pytest.mark.e2e
+
 
 def _with_header(data, change):
     """The log bytes with its HEADER's JSON changed by change(dict) (valid CRC, same records)."""
@@ -65,6 +67,7 @@ def _section(h):
     return h[i:h.index("</body>", i)]
 
 
+@pytest.mark.slow
 def test_report_table_from_the_header_audit(base, tmp_path, capsys):
     a = _trail_audit(tmp_path)
     data = _with_header(base, lambda h: h.__setitem__("audit", a))
@@ -93,6 +96,7 @@ def test_report_table_from_the_header_audit(base, tmp_path, capsys):
     assert rc == 0 and json.loads(out)["header"]["audit"] == a
 
 
+@pytest.mark.slow
 def test_no_changes_and_older_logs(base, tmp_path, capsys):
     empty = {"trail": "/calib/audit.jsonl", "lines": 0, "since_line": 1, "prev_run": None, "entries": [],
              "omitted": 0, "corrupt": 0, "corrupt_lines": []}

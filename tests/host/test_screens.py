@@ -1,5 +1,6 @@
-"""The display in CPython vs the MicroPython VM (byte-identical framebuffers), the redraw cost in
-the VM, PNG rendering of framebuffer bytes, and `ovenctl sim --screens`."""
+"""The display in CPython vs the MicroPython VM (byte-identical framebuffers), PNG rendering of
+framebuffer bytes, and `ovenctl sim --screens`. The redraw's cost in the VM is a `make bench` figure
+(section redraw, tests/bench/redraw_vm.py)."""
 import json
 import os
 import subprocess
@@ -12,6 +13,8 @@ from PIL import Image
 import test_display as T
 from ovenctl import screens
 from vmbridge import ROOT, run_vm_code
+
+pytestmark = pytest.mark.vm
 
 OVENCTL = [sys.executable, "-m", "ovenctl"]
 
@@ -61,52 +64,6 @@ def test_every_screen_identical_to_micropython():
     assert not diff, diff
 
 
-def test_redraw_cost_in_the_vm():
-    # one full redraw of the status screen (2 cells, soak), and the no-redraw tick + idle slot
-    code = """
-import time
-import display
-import test_display as T
-c = T.controller(2, 7)
-md = display.MemDisplay()
-s = display.Screen(md)
-s.draw_status(c)
-n = 50
-t0 = time.ticks_us()
-for _ in range(n):
-    s.draw_status(c)
-t1 = time.ticks_us()
-print("@@REDRAW_US", time.ticks_diff(t1, t0) // n)
-v = T.finished((T.result(1, 22, 1), T.result(3, 49, 2)))
-t0 = time.ticks_us()
-for _ in range(n):
-    s.draw_verdict(v)
-print("@@VERDICT_US", time.ticks_diff(time.ticks_us(), t0) // n)
-r = display.Refresher(s, md, every=1000000)
-clk = T.Clock()
-tm = clk.ticks_ms
-td = clk.ticks_diff
-r.tick(c)
-r.idle(tm, td)
-m = 10000
-t0 = time.ticks_us()
-for _ in range(m):
-    r.tick(c)
-    r.idle(tm, td)
-print("@@IDLE_NS", time.ticks_diff(time.ticks_us(), t0) * 1000 // m)
-"""
-    out = run_vm_code(code, heap_kb=4096)
-    vals = {}
-    for line in out.splitlines():
-        if line.startswith("@@"):
-            k, v = line.split(" ")
-            vals[k[2:]] = int(v)
-    print("VM: status redraw %d us, verdict redraw %d us, no-redraw tick+idle %d ns" % (
-        vals["REDRAW_US"], vals["VERDICT_US"], vals["IDLE_NS"]))
-    assert 0 < vals["REDRAW_US"] < 1000 * 40       # REDRAW_MS
-    assert vals["IDLE_NS"] < 100000                 # far below a millisecond
-
-
 def _fb_from_png(path, scale=4):
     img = Image.open(path).convert("L")
     assert img.size == (128 * scale, 64 * scale)
@@ -145,6 +102,8 @@ def test_png_from_framebuffer_bytes(tmp_path):
         screens.pixels(b"\x00" * 100)
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_runner_captures_each_screen_in_cpython():
     from ovenctl import sweep
     from ovenctl.scenario import normalize
@@ -181,6 +140,8 @@ def test_runner_captures_each_screen_in_cpython():
     assert T.decode(fb, 0, 8 * sy + 3 + 18, 1, 1, 13) == "why: NO_CHECK"
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_ovenctl_sim_screens(tmp_path):
     out = tmp_path / "shots"
     p = subprocess.run(OVENCTL + ["sim", "--scenario", os.path.join(ROOT, "boards/sim/scenarios/thermocouple-fault.json"),

@@ -14,6 +14,8 @@ import pytest
 from ovenctl import keyfile, sweep
 from ovenctl.logfile import read_log
 
+pytestmark = [pytest.mark.vm, pytest.mark.e2e, pytest.mark.slow]
+
 OVENCTL = [sys.executable, "-m", "ovenctl"]
 KEY = bytes(range(7, 39))
 QUICK = {"seed": 5, "blank_run": False, "method": {"soak_s": 600, "soak_max_total_s": 1200, "blank_soak_s": 0}}

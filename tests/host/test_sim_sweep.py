@@ -6,6 +6,8 @@ import pytest
 from ovenctl import sweep
 from ovenctl.logfile import read_log
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 LIMIT_PPM = 5000
 BAND_C_X100 = 200           # the method's lc_temp_band_c_x100 (default)
 

@@ -11,6 +11,8 @@ from ovenctl.logfile import read_log
 from ovenctl.scenario import normalize
 from vmbridge import ROOT
 
+pytestmark = [pytest.mark.vm, pytest.mark.e2e, pytest.mark.slow]
+
 OVENCTL = [sys.executable, "-m", "ovenctl"]
 
 

@@ -1,7 +1,8 @@
 """The virtual device (`ovenctl vdev`) with the real `mpremote` from PyPI and the ovenctl serial
 commands (ports, status, pull): idle REPL use, a pull during an accelerated test that leaves the
-control loop undisturbed, resumable pulls, a power cut, an abort with confirmation, and the
-pull benchmark. Every child process runs in its own session and is killed in a finally block."""
+control loop undisturbed, resumable pulls, the pull's bytes on the wire, a power cut, an abort
+with confirmation (the pull's speed against mpremote is `make bench`, section pull). Every child
+process runs in its own session and is killed in a finally block."""
 import json
 import os
 import shutil
@@ -21,7 +22,8 @@ OVENCTL = [sys.executable, "-m", "ovenctl"]
 MPREMOTE = os.path.join(BIN, "mpremote")
 SCENARIO = {"seed": 7, "blank_run": False}       # the default test: 6 h soak, ~210 kB run log
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is needed for the MicroPython VM")
+pytestmark = [pytest.mark.skipif(shutil.which("node") is None, reason="node is needed for the MicroPython VM"),
+              pytest.mark.vm, pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ class Vdev:
         line = []
         t = threading.Thread(target=lambda: line.append(self.p.stdout.readline()), daemon=True)
         t.start()
-        t.join(30)
+        t.join(120)                 # node starts the VM and mounts the flash: slow on a loaded machine
         if not line or not line[0].startswith(b"/dev/"):
             self.kill()
             raise AssertionError("ovenctl vdev did not print its port: %r %r" % (line, self.err))
@@ -166,7 +168,7 @@ def live(tmp_path_factory, env, scenario_file, reference):
         t0 = time.monotonic()
         p = cli(env, "pull", "--port", v.port, "--out", out, "--follow", "--json", timeout=300)
         d["follow"] = (json.loads(p.stdout), p.stderr, time.monotonic() - t0)
-        assert v.ended.wait(60), v.err
+        assert v.ended.wait(120), v.err
         d["idle_status"] = json.loads(cli(env, "status", "--port", v.port, "--json").stdout)
         d["vdev_err"] = list(v.err)
     finally:
@@ -322,12 +324,26 @@ def test_interrupted_idle_pull_resumes(live, tmp_path, env, monkeypatch):
         v.stop()
 
 
-def test_pull_benchmark(live):
-    from ovenctl.bench_link import bench_pull
-    r = bench_pull(fs_dir=str(live["fs"]), run_id="sim-0001")
-    print("bench_pull:", json.dumps(r))
-    assert r["pull_speedup"] >= 5, r
-    assert r["wire_bytes_per_log_byte"] <= 1.5, r
+def test_idle_pull_is_exact_and_lean_on_the_wire(live, tmp_path, env):
+    # what the pull benchmark (make bench, section pull: the speed against mpremote) relies on,
+    # without its timing: a whole idle pull is byte-exact and sends few bytes beyond the log's
+    from ovenctl.vdev import VDev
+    fs = tmp_path / "flash"
+    shutil.copytree(live["fs"], fs)
+    device = (fs / "runs" / "sim-0001.log").read_bytes()
+    dev = VDev(str(fs), advertise=False, stderr=subprocess.DEVNULL)
+    dev.start()
+    try:
+        rx0, tx0 = dev.counters()
+        res = json.loads(cli(env, "pull", "--port", dev.port, "--run", "sim-0001", "--out", tmp_path / "out",
+                             "--no-progress", "--json", timeout=300).stdout)[0]
+        rx1, tx1 = dev.counters()
+    finally:
+        dev.stop()
+    assert res["state"] == "complete" and res["mode"] == "idle" and res["resumed_from"] == 0, res
+    assert (tmp_path / "out" / "sim-0001.log").read_bytes() == device
+    wire = (rx1 - rx0) + (tx1 - tx0)
+    assert len(device) <= wire <= 1.5 * len(device), (wire, len(device))
 
 
 # ------------------------------------------------------------------------------------------ power cut, abort
@@ -370,22 +386,30 @@ def test_power_cut_keeps_the_synced_log(tmp_path, env, scenario_file, reference)
 
 def test_abort_with_confirmation_and_speed(tmp_path, env, scenario_file):
     fs = tmp_path / "flash"
-    v = Vdev(env, fs, scenario=scenario_file, speed=600)
+    speed = 60                      # far below the VM's own pace (~1000-2000 sim s per s): pacing shows
+    spawned = time.monotonic()
+    v = Vdev(env, fs, scenario=scenario_file, speed=speed)
     try:
         with SL.Port(v.port) as port:
             mode, info = SL.probe(port)
             assert mode == "run" and info["run"] == "sim-0001"
             link = SL.RunLink(port)
-            s1, w1 = link.status(), time.monotonic()
-            time.sleep(2.0)
-            s2, w2 = link.status(), time.monotonic()
-            rate = (s2["t_s"] - s1["t_s"]) / (w2 - w1)
-            assert 60 <= rate <= 600 * 1.25, rate          # paced at --speed (never faster)
+            s1 = link.status()
+            s2 = s1
+            deadline = time.monotonic() + 120
+            while (s2["t_s"] <= s1["t_s"] or time.monotonic() - spawned < 3) and time.monotonic() < deadline:
+                time.sleep(0.2)
+                s2 = link.status()
+            assert s2["t_s"] > s1["t_s"], (s1, s2)          # the test runs on
+            # paced at --speed, never faster: the device's pacer never runs ahead of speed x the wall
+            # time since its start (it may fall behind on a loaded machine, so no lower bound), and its
+            # start came after `spawned`. One tick of slack for the tick in progress.
+            assert s2["t_s"] <= speed * (time.monotonic() - spawned) + 1, s2
             tok, rid, valid_s = link.abort_request()
             assert rid == "sim-0001" and valid_s == 60
             assert link.status()["state"] == "run"       # nothing happens before the confirmation
             assert link.abort_confirm(tok) == {"aborted": "sim-0001"}
-        assert v.ended.wait(30), v.err
+        assert v.ended.wait(120), v.err
         res = json.loads(cli(env, "pull", "--port", v.port, "--out", tmp_path / "out", "--json").stdout)[0]
         log = read_log((tmp_path / "out" / "sim-0001.log").read_bytes())
         assert log.complete and log.verdict["verdict"] == "ABORTED" and log.verdict["fault"] == 24

@@ -2,6 +2,7 @@
 import math
 from fractions import Fraction
 
+import pytest
 from hypothesis import given, settings, strategies as st, assume
 
 import fixedpt
@@ -70,6 +71,7 @@ def _method(preset, decision, u_sys):
 @settings(max_examples=3000, deadline=None)
 @given(case(), st.sampled_from(["gb-2026", "tcsae-434-2025"]), st.sampled_from(["guarded", "simple"]),
        st.integers(0, 5000), st.integers(0, 1))
+@pytest.mark.slow
 def test_evaluate_matches_reference(c, preset, decision, u_sys, leak):
     zero, r0, r1 = c
     m = _method(preset, decision, u_sys)
@@ -267,6 +269,7 @@ def _corr(r, k, t):
 @given(case(), budget_inputs(), st.one_of(st.none(), st.fractions(-50, 50, max_denominator=10 ** 9)),
        st.fractions(0, 10, max_denominator=10 ** 12), st.integers(1500, 4500), st.integers(1500, 4500),
        st.integers(1500, 4500))
+@pytest.mark.slow
 def test_budget_matches_reference(c, inp, k, var_k, tz, ta, tb):
     zero, r0, r1 = c
     rz, ra, rb = verdict.reading(*zero), verdict.reading(*r0), verdict.reading(*r1)
@@ -287,6 +290,7 @@ def test_budget_matches_reference(c, inp, k, var_k, tz, ta, tb):
 @settings(max_examples=1500, deadline=None)
 @given(case(), budget_inputs(), st.sampled_from(["gb-2026", "tcsae-434-2025"]),
        st.sampled_from(["guarded", "simple"]), st.integers(0, 1), st.booleans())
+@pytest.mark.slow
 def test_decision_with_budget_matches_reference(c, inp, preset, decision, leak, no_pass):
     zero, r0, r1 = c
     m = _method(preset, decision, 0)

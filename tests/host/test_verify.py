@@ -25,6 +25,8 @@ from ovenctl import sweep  # noqa: E402
 from ovenctl.logfile import LogError, read_log  # noqa: E402
 from ovenctl.scenario import normalize  # noqa: E402
 
+pytestmark = [pytest.mark.e2e]
+
 SCENARIOS = {
     "pass": {"seed": 1},
     "fail_leak": {"seed": 3, "cells": [{"mass_g": 30, "volatile_g": 0.5},
@@ -205,6 +207,7 @@ def _positions(data):
     return sorted(pos), recs
 
 
+@pytest.mark.slow
 def test_every_flipped_byte_is_detected(logs):
     data = logs["aborted"]["data"]
     positions, recs = _positions(data)
@@ -316,6 +319,7 @@ def _with_verdict(data, change):
     return rebuild(fr)
 
 
+@pytest.mark.slow
 def test_changed_verdict_record(logs, capsys, tmp_path):
     data = logs["fail_leak"]["data"]
     log = read_log(data)
@@ -505,6 +509,7 @@ def test_unreadable_inputs(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- the uncertainty budget (issue 10)
+@pytest.mark.slow
 def test_budget_recomputed_and_tampering_found(logs):
     log = read_log(logs["pass"]["data"])
     res = verify.verify_log(log)

@@ -22,6 +22,8 @@ from ovenctl import cli, sweep, verify  # noqa: E402
 from ovenctl.logfile import read_log  # noqa: E402
 from test_verify import SCENARIOS, _uv, _zz, frames, rebuild  # noqa: E402
 
+pytestmark = pytest.mark.e2e
+
 LOG = RUNS + "/sim-0001.log"
 # chamber-timed (no reference probe), so that the soak starts at a known tick soon after the heat-up
 QUICK = {"seed": 5, "blank_run": False, "probe": False,
@@ -328,6 +330,7 @@ def test_resume_without_a_closing_verdict(logs):
 
 
 # ---------------------------------------------------------------- resumed runs: tampered
+@pytest.mark.slow
 def test_resumed_run_tampered(logs):
     data = logs["resumed"]
     res0 = res_of(data)

@@ -3,6 +3,7 @@ agree with the Fraction reference on every verdict case."""
 import json
 import os
 import random
+import shutil
 
 import pytest
 
@@ -10,6 +11,8 @@ import corpus_eval
 import reference
 import verdict
 from vmbridge import ROOT, run_vm
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
 N_VERDICT = 10000
 N_WINDOW = 300
@@ -88,17 +91,20 @@ def generate(seed=2026):
 @pytest.fixture(scope="module")
 def corpus():
     cases = generate()
-    d = os.path.join(ROOT, "build", "vmcorpus")
-    os.makedirs(d, exist_ok=True)
-    # one file per process: under pytest-xdist each worker that runs a test of this module builds the
-    # fixture, and two workers writing one shared file let the VM read a half-written one
-    name = "cases-%d.json" % os.getpid()
-    path = os.path.join(d, name)
-    with open(path + ".tmp", "w") as f:
-        json.dump(cases, f)
-    os.replace(path + ".tmp", path)
-    out = run_vm(os.path.join(ROOT, "tests", "vm", "corpus_main.py"), arg="/build/vmcorpus/" + name,
-                 paths=("firmware", "tests/dual", "build/vmcorpus"), heap_kb=65536)
+    # a folder of its own per process, removed afterwards: under pytest-xdist each worker that runs a
+    # test of this module builds the fixture, and the VM copies the whole folder it is given (a
+    # shared one was read half-written by the other worker, and collected every old run's cases)
+    rel = "build/vmcorpus/%d" % os.getpid()
+    d = os.path.join(ROOT, rel)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    try:
+        with open(os.path.join(d, "cases.json"), "w") as f:
+            json.dump(cases, f)
+        out = run_vm(os.path.join(ROOT, "tests", "vm", "corpus_main.py"), arg="/%s/cases.json" % rel,
+                     paths=("firmware", "tests/dual", rel), heap_kb=65536)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
     line = [ln for ln in out.splitlines() if ln.startswith("@@JSON")][0]
     vm = json.loads(line[6:])
     cp = json.loads(json.dumps(corpus_eval.run_cases(json.loads(json.dumps(cases)))))

