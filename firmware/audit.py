@@ -49,6 +49,30 @@ def canon(v):
     return json.dumps(v)
 
 
+def same(a, b):
+    """canon(a) == canon(b), without building the two texts (their garbage): the same JSON types
+    and values (1, 1.0 and true differ; a list equals a tuple), dict keys in any order."""
+    if isinstance(a, dict):
+        if not isinstance(b, dict) or len(a) != len(b):
+            return False
+        for k in a:
+            if k not in b or not same(a[k], b[k]):
+                return False
+        return True
+    if isinstance(a, (list, tuple)):
+        if not isinstance(b, (list, tuple)) or len(a) != len(b):
+            return False
+        for i in range(len(a)):
+            if not same(a[i], b[i]):
+                return False
+        return True
+    if type(a) is not type(b) or isinstance(b, (dict, list, tuple)):
+        return False
+    if isinstance(a, float):
+        return json.dumps(a) == json.dumps(b)       # as canon compares them (NaN, precision)
+    return a == b
+
+
 def flatten(obj, prefix, out):
     """Nested dicts as dotted keys: flatten({"tc": "x", "spi": {"baud": 1}}, "config.board", d)
     sets d["config.board.tc"] and d["config.board.spi.baud"]. Other values are kept whole."""
@@ -112,7 +136,7 @@ def diff(old, new):
     for k in sorted(keys):
         a = old.get(k)
         b = new.get(k)
-        if canon(a) != canon(b):
+        if not same(a, b):
             out.append((k, a, b))
     return out
 

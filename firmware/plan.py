@@ -649,7 +649,7 @@ class Plan:
             n = ch.get("runs_used", 0)
             ch["runs_used"] = (n if isinstance(n, int) else 0) + 1
             out.append(ch)
-        if self.blank is not None and audit.canon(load_blank(self.n_cells, self.blank_path)) == audit.canon(fit):
+        if self.blank is not None and audit.same(load_blank(self.n_cells, self.blank_path), fit):
             try:
                 save_blank(out, self.blank_path)
             except OSError as e:

