@@ -348,15 +348,7 @@ class RunLog:
             return
         t = self._tmp
         seq = self._seq
-        q = _wuv(t, 5, seq)
-        body = q - 5 + n
-        if body > _MAX_BODY:
-            raise ValueError("record too large")
-        t[0] = _SYNC0
-        t[1] = _SYNC1
-        t[2] = typ
-        t[3] = body & 0xFF
-        t[4] = body >> 8
+        q = self._prefix(typ, n)
         pre = bytes(t[0:q])
         crc = binascii.crc32(pre[2:])
         hm = None
@@ -427,8 +419,8 @@ class RunLog:
             self._has_t = True
         self.bytes_written = size
 
-    def _frame(self, typ, payload):
-        n = len(payload)
+    def _prefix(self, typ, n):
+        # the frame's sync, type, length and seq for an n-byte payload into _tmp; returns its length
         t = self._tmp
         q = _wuv(t, 5, self._seq)
         body = q - 5 + n
@@ -439,6 +431,12 @@ class RunLog:
         t[2] = typ
         t[3] = body & 0xFF
         t[4] = body >> 8
+        return q
+
+    def _frame(self, typ, payload):
+        n = len(payload)
+        t = self._tmp
+        q = self._prefix(typ, n)
         e = q + n
         rec = bytearray(e + 4)      # one buffer: no copies of the payload but this one
         rec[0:q] = t[0:q]
