@@ -721,7 +721,8 @@ class Controller:
             if self.log.status:
                 # the run log cannot be written (flash full, filesystem error): a test without its
                 # record is worthless and must not go on heating unrecorded
-                self._raise_fault(C.F_FLASH, self.log.status)
+                # a = 0: the log's budget is spent (its reserve still holds the end), else the error
+                self._raise_fault(C.F_FLASH, 0 if self.log.full else self.log.status)
                 return
         self.b.wdt_feed()
 

@@ -67,6 +67,11 @@ _WC_EVENT_ALLOW = const(32)   # bytes per event, budget of one event per 10 s
 _WC_CONST = const(16384)  # header + verdict + END allowance
 _WC_WEIGH_CELL = const(16384)  # weighing records per cell
 _WC_FS_SLACK = const(8192)    # littlefs metadata / partial blocks
+_TYP_FIXED = const(8)     # bytes_planned(): twice the measured ~4 B/s fixed and ~1 B/s a cell
+_TYP_CELL = const(2)
+# What a budgeted log keeps free for its end: the last block, an ABORTED verdict, END, the last SEAL
+# and the filesystem's own blocks (a verdict of 4 cells with its chain is under 4 kB)
+RESERVE_BYTES = const(24576)
 
 
 # ---- allocation-free CRC-32 (IEEE 802.3, reflected, poly 0xEDB88320), as two 16-bit halves ----
@@ -193,13 +198,10 @@ def _json_pieces(obj, depth):
         yield json.dumps(obj)
 
 
-def bytes_needed(run_s, n_cells, sync_every_s=10):
-    """Conservative flash bytes for a run of run_s seconds (1 Hz samples) with n_cells cells."""
+def _bytes(run_s, n_cells, sync_every_s, per_s, events):
     if sync_every_s < 1:
         sync_every_s = 1
-    per_s = _WC_FIXED + _WC_CELL * n_cells
     blocks = run_s // sync_every_s + 2
-    events = run_s // 10 + 64
     n = (run_s + 1) * per_s + blocks * _WC_BLOCK + events * _WC_EVENT_ALLOW
     n += _WC_CONST + _WC_WEIGH_CELL * n_cells
     # a sealed log: one 8-byte tag per record, one SEAL (16 bytes of frame) a minute
@@ -207,14 +209,33 @@ def bytes_needed(run_s, n_cells, sync_every_s=10):
     return n + n // 16 + _WC_FS_SLACK
 
 
-def space_ok(path_dir, run_s, n_cells, statvfs=os.statvfs, sync_every_s=10):
-    """True when the filesystem holding path_dir has room for a whole run's log."""
+def bytes_needed(run_s, n_cells, sync_every_s=10):
+    """Worst-case flash bytes for a run of run_s seconds (1 Hz samples) with n_cells cells: every
+    field changing every second by the most its range allows, an event every 10 s."""
+    return _bytes(run_s, n_cells, sync_every_s, _WC_FIXED + _WC_CELL * n_cells, run_s // 10 + 64)
+
+
+def bytes_planned(run_s, n_cells, sync_every_s=10):
+    """Flash bytes a run is planned with (the start check): twice the rate measured on the
+    simulated bench with a real load cell's noise, an event a minute. A run that outgrows it is
+    ended by the log budget (RunLog.budget_bytes), its log complete: docs/LOGFORMAT.md §8."""
+    return _bytes(run_s, n_cells, sync_every_s, _TYP_FIXED + _TYP_CELL * n_cells, run_s // 60 + 64)
+
+
+def free_bytes(path_dir, statvfs=os.statvfs):
+    """Free bytes of the filesystem holding path_dir, or None when it cannot be read."""
     try:
         st = statvfs(path_dir)
     except OSError:
-        return False
+        return None
     unit = st[1] if st[1] else st[0]
-    return unit * st[4] >= bytes_needed(run_s, n_cells, sync_every_s)
+    return unit * st[4]
+
+
+def space_ok(path_dir, run_s, n_cells, statvfs=os.statvfs, sync_every_s=10):
+    """True when the filesystem holding path_dir has room for a planned run's log."""
+    free = free_bytes(path_dir, statvfs)
+    return free is not None and free >= bytes_planned(run_s, n_cells, sync_every_s)
 
 
 class RunLog:
@@ -271,6 +292,8 @@ class RunLog:
         self.dropped_samples = 0
         self.dropped_events = 0
         self.bytes_written = 0
+        self.budget_bytes = 0       # > 0: bytes_written past it sets F_FLASH, the reserve still free
+        self.full = False
         self.syncs = 0
         self.status = codes.OK
         self._nst = 0
@@ -479,6 +502,10 @@ class RunLog:
         except OSError:
             self.status = codes.F_FLASH
             return
+        if self.budget_bytes and self.bytes_written > self.budget_bytes and not self.full:
+            # the run outgrew its plan: end it while the reserve still holds its verdict and END
+            self.full = True
+            self.status = codes.F_FLASH
         if self._chain is not None:
             st = self._stage
             q = self._nst

@@ -140,11 +140,14 @@ class Session:
             c = self.plan.new_controller(app.MODE_BLANK, None, None)
         else:
             m = self.plan.method
-            run_s = (m["soak_max_total_s"] + m["heatup_timeout_s"] + m.get("probe_wait_s", 0)
-                     + m["cooldown_timeout_s"] + 7200)
-            if self._check_space and not runlog.space_ok(self.runs_dir, run_s, self.plan.n_cells,
-                                                         statvfs=os.statvfs):
-                self.error = "not enough flash for the run log"
+            # planned: the soak, the heat-up's time-out and two hours for the cool-down and the
+            # weighings; a longer run is ended by the log budget below, never left unrecorded
+            run_s = m["soak_s"] + m["heatup_timeout_s"] + 7200
+            free = runlog.free_bytes(self.runs_dir, statvfs=os.statvfs) if self._check_space else 0
+            need = runlog.bytes_planned(run_s, self.plan.n_cells)
+            if self._check_space and (free is None or free < need):
+                self.error = ("not enough flash for the run log: %d kB free, %d kB needed"
+                              % (-1 if free is None else free // 1024, need // 1024))
                 print("main.py: %s: test not started" % self.error)
                 self._end(None)
                 return
@@ -180,6 +183,7 @@ class Session:
                 self._end(None)
                 return
             hdr = None
+            self._budget(log)
             self.log = log
             yield
             c = self.plan.new_controller(app.MODE_TEST, self.blank_fit, log)
@@ -215,6 +219,7 @@ class Session:
                             key=self.key if _sealed(hdr) else None)
         log.reopen(self.path, st.next_seq, st.next_block, st.n_samples, st.last_t, st.valid_end, opener=open,
                    chain=st.chain.c if st.chain is not None else None, tags_first=st.tag_first, tags=st.tags)
+        self._budget(log)
         self.log = log
         cal = hdr.get("calibration")
         self.blank_fit = cal.get("blank") if isinstance(cal, dict) else None
@@ -222,6 +227,13 @@ class Session:
         c.link_poll = self.link.poll
         self.ctrl = c
         c.resume(st, (rtc - r0) * 1000, outage_s)
+
+    def _budget(self, log):
+        # what is free now, less the reserve for the run's end, is what the log may still use
+        if self._check_space:
+            free = runlog.free_bytes(self.runs_dir, statvfs=os.statvfs)
+            if free is not None:
+                log.budget_bytes = log.bytes_written + max(1, free - runlog.RESERVE_BYTES)
 
     def _stage_over(self):
         c = self.ctrl

@@ -426,6 +426,10 @@ def test_space_check():
     n4 = runlog.bytes_needed(34200, 4)
     assert 300000 < n1 < n4
     assert runlog.bytes_needed(3600, 1) < n1
+    # planned: twice the measured rate (221 644 bytes for 9.5 h of 1 cell, LOGFORMAT.md §8),
+    # below the worst case
+    p1 = runlog.bytes_planned(34200, 1)
+    assert 2 * 221644 < p1 < n1 and runlog.bytes_planned(34200, 4) < n4
 
     def statvfs_free(free_blocks):
         def sv(path):
@@ -433,13 +437,15 @@ def test_space_check():
             return (4096, 4096, 352, free_blocks, free_blocks, 0, 0, 0, 0, 255)
         return sv
 
-    need_blocks = n1 // 4096 + 1
+    need_blocks = p1 // 4096 + 1
+    assert runlog.free_bytes("/data", statvfs=statvfs_free(7)) == 7 * 4096
     assert runlog.space_ok("/data", 34200, 1, statvfs=statvfs_free(need_blocks))
     assert not runlog.space_ok("/data", 34200, 1, statvfs=statvfs_free(need_blocks - 2))
 
     def broken(path):
         raise OSError(5)
 
+    assert runlog.free_bytes("/data", statvfs=broken) is None
     assert not runlog.space_ok("/data", 34200, 1, statvfs=broken)
 
 
