@@ -22,31 +22,10 @@ FW_VERSION = "0.4.0"
 _TICK_MS = const(1000)
 _SUB_MS = const(100)
 
-# Phases (log and display codes: append only)
-PH_IDLE = const(0)
-PH_PRECHECK = const(1)
-PH_TARE = const(2)
-PH_LOAD = const(3)
-PH_INITIAL_WEIGH = const(4)
-PH_PUMPDOWN = const(5)
-PH_HEATUP = const(6)
-PH_SOAK = const(7)
-PH_COOLDOWN = const(8)
-PH_VENT = const(9)
-PH_FINAL_WEIGH = const(10)
-PH_LEAK_CHECK = const(11)
-PH_VERDICT = const(12)
-PH_DONE = const(13)
-PH_ABORTED = const(14)
-PH_PREHEAT = const(15)      # heat_in "air": heating in air (chamber closed, no vacuum) before PUMPDOWN
-PHASE_NAMES = C.PHASE_NAMES
-
-MODE_TEST = const(0)
-MODE_BLANK = const(1)
-
-# Prompts shown to the operator (board.operator.prompt(code, cell))
-PR_LOAD = const(1)          # place the cells on the pans, press START
-PR_LEAK = const(2)          # cell N: visible leakage? YES / NO
+# Phases, modes and prompts live in codes (part of the log format); re-exported for the callers
+from codes import (PH_IDLE, PH_PRECHECK, PH_TARE, PH_LOAD, PH_INITIAL_WEIGH, PH_PUMPDOWN, PH_HEATUP,
+                   PH_SOAK, PH_COOLDOWN, PH_VENT, PH_FINAL_WEIGH, PH_LEAK_CHECK, PH_VERDICT, PH_DONE,
+                   PH_ABORTED, PH_PREHEAT, PHASE_NAMES, MODE_TEST, MODE_BLANK, PR_LOAD, PR_LEAK)
 
 _P_ATM_MIN_PA = const(90000)      # "vented": at least this pressure
 _LEAK_TEST_MS = const(60000)      # pump isolated for this long during the leak-rate check
@@ -89,7 +68,7 @@ def _default_cal(n, counts_per_g):
 
 
 class Controller:
-    def __init__(self, board, method, mode=MODE_TEST, blank=None, log=None, counts_per_g=20972, cal=None):
+    def __init__(self, board, method, mode=MODE_TEST, blank=None, log=None, counts_per_g=C.DEFAULT_COUNTS_PER_G, cal=None):
         self.b = board
         # calibration (calstore.py / docs/APP.md): per-channel span, check-weight repeatability,
         # thermocouple offsets; None = defaults from counts_per_g, recorded as such
@@ -601,7 +580,7 @@ class Controller:
             self._d_div[i] = (c0 - z + 500) // 1000
             self._c0[i] = c0 - z
             self.early_fail[i] = st.early[i]
-            if st.last_raw[i] != -0x20000000:       # runlog.MISSING
+            if st.last_raw[i] != C.MISSING_RAW:
                 self.raw[i] = st.last_raw[i]
         self._have_raw = 1
         # m0's window started settle_s after START (whole control ticks from START: exact); the
@@ -752,7 +731,7 @@ class Controller:
             return
         lr = self._lograw
         for i in range(self.n):
-            lr[i] = self.raw[i] if self.valid[i] else -0x20000000    # runlog.MISSING
+            lr[i] = self.raw[i] if self.valid[i] else C.MISSING_RAW
         log.sample(self.t_s(), self.phase, self._flags(), self.temp_c_x100, self.lc_temp_c_x100,
                    self.pressure_pa, self.duty_ppm // 1000, lr)
         log.poll(self.t_s())

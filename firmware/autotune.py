@@ -15,21 +15,14 @@
 # gains(), which runs once after the measurement.
 from micropython import const
 
+from fixedpt import ticks_diff
+
 _PPM_MAX = const(1_000_000)
-_TICKS_MAX = const(0x3FFFFFFF)
 _TICKS_HALF = const(0x20000000)
 _SKIP_CYCLES = const(1)        # >= 1: the first cycle starts from an arbitrary state, not periodic yet
 
 RULE_TYREUS_LUYBEN = const(0)
 RULE_ZN_NO_OVERSHOOT = const(1)
-
-
-def _ticks_diff(a, b):
-    # time.ticks_diff for ticks_ms values that wrap at 2**30, without leaving small-int range
-    d = (a - b) & _TICKS_MAX
-    if d >= _TICKS_HALF:
-        d = d - _TICKS_HALF - _TICKS_HALF
-    return d
 
 
 class RelayAutotune:
@@ -93,7 +86,7 @@ class RelayAutotune:
             self._heating = 1
             if self._n_on > _SKIP_CYCLES:
                 # a full cycle ended: previous heating-phase min .. this cooling-phase max
-                self._sum_period_ms += _ticks_diff(now_ms, self._t_on)
+                self._sum_period_ms += ticks_diff(now_ms, self._t_on)
                 self._sum_p2p_c_x100 += self._hi - self._last_lo
                 self.n_cycles += 1
             self._n_on += 1
@@ -104,8 +97,8 @@ class RelayAutotune:
                 self.done = True
                 self.duty_ppm = 0
                 return 0
-        if (_ticks_diff(now_ms, self._t_switch) > self.max_half_period_ms
-                or _ticks_diff(now_ms, self._t0) > self.timeout_ms):
+        if (ticks_diff(now_ms, self._t_switch) > self.max_half_period_ms
+                or ticks_diff(now_ms, self._t0) > self.timeout_ms):
             self.failed = True
             self.duty_ppm = 0
             return 0

@@ -97,3 +97,38 @@ NO_PASS_NAMES = ("", "CHAMBER_TIMED", "NO_BLANK", "BLANK_FAILED", "BLANK_OLD", "
 # Phase names by phase code (app.PH_*: part of the log format, like the codes above)
 PHASE_NAMES = ("IDLE", "PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK",
                "COOLDOWN", "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED", "PREHEAT")
+
+# Phases of a run (log PHASE events, samples, display): PHASE_NAMES above is indexed by these
+PH_IDLE = const(0)
+PH_PRECHECK = const(1)
+PH_TARE = const(2)
+PH_LOAD = const(3)
+PH_INITIAL_WEIGH = const(4)
+PH_PUMPDOWN = const(5)
+PH_HEATUP = const(6)
+PH_SOAK = const(7)
+PH_COOLDOWN = const(8)
+PH_VENT = const(9)
+PH_FINAL_WEIGH = const(10)
+PH_LEAK_CHECK = const(11)
+PH_VERDICT = const(12)
+PH_DONE = const(13)
+PH_ABORTED = const(14)
+PH_PREHEAT = const(15)        # heat_in "air": heating in air (chamber closed, no vacuum) before PUMPDOWN
+
+# Run modes (header "mode")
+MODE_TEST = const(0)
+MODE_BLANK = const(1)
+
+# Operator prompts (board.operator.prompt(code, cell))
+PR_LOAD = const(1)            # place the cells on the pans, press START
+PR_LEAK = const(2)            # cell N: visible leakage? YES / NO
+PR_ABORT = const(3)           # confirm abort (STOP pressed during a run; display only)
+
+# Sentinel in raw_counts for "no valid load-cell sample this second" (outside signed 24 bits,
+# inside MicroPython's small-int range so that reading it from an array('i') allocates nothing)
+MISSING_RAW = const(-0x20000000)
+
+# Load-cell span when neither config.json nor the calibration store gives one: raw counts per gram
+# (a 200 g cell giving half the 24-bit ADC's range, 4,194,304 counts, at full load)
+DEFAULT_COUNTS_PER_G = const(20972)

@@ -45,24 +45,9 @@ W = const(128)
 H = const(64)
 PAGES = const(8)
 
-PR_LOAD = const(1)      # = app.PR_LOAD
-PR_LEAK = const(2)      # = app.PR_LEAK
-PR_ABORT = const(3)     # confirm abort (STOP pressed during a run)
+from codes import (PR_LOAD, PR_LEAK, PR_ABORT, PH_IDLE, PH_TARE, PH_LOAD, PH_INITIAL_WEIGH, PH_SOAK,
+                   PH_FINAL_WEIGH, PH_LEAK_CHECK, PH_VERDICT, PH_DONE, PH_ABORTED, PH_PREHEAT, MODE_BLANK)
 _PROMPT_NAMES = {"load": PR_LOAD, "leak": PR_LEAK, "abort": PR_ABORT}
-
-# app.PH_* (display.py does not import app; tests/dual/test_display.py checks they agree)
-PH_IDLE = const(0)
-PH_TARE = const(2)
-PH_LOAD = const(3)
-PH_INITIAL_WEIGH = const(4)
-PH_SOAK = const(7)
-PH_FINAL_WEIGH = const(10)
-PH_LEAK_CHECK = const(11)
-PH_VERDICT = const(12)
-PH_DONE = const(13)
-PH_ABORTED = const(14)
-PH_PREHEAT = const(15)
-MODE_BLANK = const(1)
 
 PAGE_MS = const(4)          # one page over I2C at 400 kHz: 3.3 ms, rounded up
 REDRAW_MS = const(40)       # full redraw budget: RP2040 estimate (the WebAssembly VM on a PC: ~1 ms)

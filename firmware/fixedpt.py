@@ -1,5 +1,17 @@
-# Exact integer helpers for the verdict path. Arguments may be long integers: these run once
-# per weighing or verdict, never per sample.
+# Exact integer helpers. div_*/isqrt*: the verdict path; arguments may be long integers (once per
+# weighing or verdict, never per sample). ticks_diff: the control tick's clock, small ints only.
+from micropython import const
+
+_TICKS_MAX = const(0x3FFFFFFF)
+_TICKS_HALF = const(0x20000000)
+
+
+def ticks_diff(a, b):
+    """time.ticks_diff(a, b) for ticks_ms values that wrap at 2**30, within small-int range."""
+    d = (a - b) & _TICKS_MAX
+    if d >= _TICKS_HALF:
+        d = d - _TICKS_HALF - _TICKS_HALF
+    return d
 
 
 def div_half_even(num, den):

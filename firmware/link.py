@@ -22,6 +22,8 @@ import binascii
 import json
 import os
 
+from fixedpt import ticks_diff
+
 PROTO_VERSION = const(1)
 CHUNK = const(768)            # data bytes per D line (1024 base64 characters)
 HASH_STEP = const(2048)       # bytes hashed per poll by HASH
@@ -184,14 +186,6 @@ def _default_clock():
         return time.ticks_ms
     mono = getattr(time, "monotonic")     # CPython only (tests); a board has ticks_ms
     return lambda: int(mono() * 1000)
-
-
-def _ticks_diff(a, b):
-    # time.ticks_ms wraps at 2^30 on MicroPython
-    d = (a - b) & 0x3FFFFFFF
-    if d >= 0x20000000:
-        d -= 0x40000000
-    return d
 
 
 class Link:
@@ -468,7 +462,7 @@ class Link:
             return
         tok = self._tok
         self._tok = None                    # one attempt per token
-        if (tok is None or args[0] != tok or _ticks_diff(now, self._tok_ms) > _TOKEN_MS
+        if (tok is None or args[0] != tok or ticks_diff(now, self._tok_ms) > _TOKEN_MS
                 or self._tok_run != ctx.run_id):
             self._err(tag, E_TOKEN)
             return

@@ -14,7 +14,7 @@
 #   "method"        preset name ("gb-2026", the default) or a method object (methods.validate)
 #   "board"         make_board() config overrides (boards/<board>/board.py DEFAULTS), e.g. {"tc": "max31856"}
 #   "blank_run"     true (default): a blank (empty-pan) drift run first when no fit is stored
-#   "counts_per_g"  load-cell span, raw counts per gram (default app's 20972)
+#   "counts_per_g"  load-cell span, raw counts per gram (default codes.DEFAULT_COUNTS_PER_G)
 #   "cells"         cell IDs (serial numbers) for the log header (default "cell-1" ...)
 #   "operator"      operator ID for the log header's records (default "" = not entered)
 #   "lab"           the lab's stated choices the standard leaves open, free text per item, e.g.
@@ -76,7 +76,7 @@ methods = _Lazy("methods")
 CONFIG_PATH = "/config.json"
 BLANK_PATH = "/calib/blank.json"
 DEFAULT_METHOD = "gb-2026"
-DEFAULT_COUNTS_PER_G = 20972
+DEFAULT_COUNTS_PER_G = C.DEFAULT_COUNTS_PER_G
 IDLE_SLEEP_MS = 10
 START_PATH = "/start.json"
 START_MAX_AGE_S = 86400     # a /start.json older than this (by the board's ticks) is stale

@@ -38,10 +38,6 @@ REASON_NAMES = ("RESUME", "NO_CLOCK", "NOT_SOAK", "OUTAGE", "OUT_OF_SPEC", "ENDE
 DEFAULT_GRACE_S = const(120)
 DEFAULT_RESUME_MAX = const(3)
 
-_PH_SOAK = const(7)          # app.PH_SOAK (phase codes are part of the log format)
-_PH_PUMPDOWN = const(5)      # app.PH_PUMPDOWN
-_PH_HEATUP = const(6)        # app.PH_HEATUP
-_SF_IN_SPEC = const(1)       # codes.SF_IN_SPEC
 _MAX_BODY_DECODE = const(16384)   # longer records are CRC-checked in pieces, never decoded
 _PIECE = const(1024)
 _MISSING = runlog.MISSING
@@ -450,11 +446,11 @@ def _block(st, b, i, e):
             if cur[c] != _MISSING:
                 last[c] = cur[c]
         st.n_samples += 1
-        if s[1] == _PH_SOAK:
+        if s[1] == C.PH_SOAK:
             st.soak_n += 1
-            if s[2] & _SF_IN_SPEC:
+            if s[2] & C.SF_IN_SPEC:
                 st.soak_in += 1
-        elif (s[1] == _PH_PUMPDOWN or s[1] == _PH_HEATUP) and s[2] & _SF_IN_SPEC:
+        elif (s[1] == C.PH_PUMPDOWN or s[1] == C.PH_HEATUP) and s[2] & C.SF_IN_SPEC:
             # heat_in "air": the pump-down's and HEATUP's seconds at the method's conditions are
             # soak time (app._credit), in-spec and total alike
             st.soak_n += 1
@@ -509,7 +505,7 @@ def candidate(st, method, latest=True):
         return R_DAMAGED
     if not latest:
         return R_NOT_LATEST
-    if st.n_samples == 0 or st.last_phase != _PH_SOAK or not (st.last_flags & _SF_IN_SPEC):
+    if st.n_samples == 0 or st.last_phase != C.PH_SOAK or not (st.last_flags & C.SF_IN_SPEC):
         return R_NOT_SOAK
     for i in range(st.n_cells):
         if (1, i) not in st.weigh or (2, i) not in st.weigh:

@@ -16,9 +16,7 @@ import codes
 
 FORMAT_VERSION = const(2)
 
-# Sentinel in raw_counts for "no valid load-cell sample this second" (outside signed 24 bits,
-# inside MicroPython's small-int range so that reading it from an array('i') allocates nothing).
-MISSING = const(-0x20000000)
+MISSING = codes.MISSING_RAW     # raw_counts of a cell with no valid sample this second
 
 # Record types (u8). Part of the format: never renumber, only append.
 T_HEADER = const(0x01)

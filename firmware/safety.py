@@ -6,23 +6,15 @@
 # by itself (an open thermocouple that reconnects) still ends the run.
 # check() is allocation-free and keeps every integer within +-2**30.
 from micropython import const
+from fixedpt import ticks_diff
 from codes import (OK, ST_TC_OPEN, ST_TC_SHORT_GND, ST_TC_SHORT_VCC, ST_TC_RANGE,
                    F_NONE, F_TEMP_MAX, F_TEMP_MIN, F_TC_OPEN, F_TC_SHORT, F_TC_STALE,
                    F_HEAT_GAIN, F_RUNAWAY, F_VACUUM_LOST, F_P_SENSOR, F_LOADCELL)
 
-_TICKS_MAX = const(0x3FFFFFFF)
 _TICKS_HALF = const(0x20000000)
 _DT_MAX_MS = const(16384)      # caps one integration step: error * dt stays below 2**29
 _EXCESS_MAX = const(32767)     # c_x100, same reason
 _ERR_LIMIT_MAX = const(500_000)  # c_x100*s: limit * 1000 + one step must stay below 2**30
-
-
-def ticks_diff(a, b):
-    """time.ticks_diff(a, b) for ticks_ms values that wrap at 2**30, within small-int range."""
-    d = (a - b) & _TICKS_MAX
-    if d >= _TICKS_HALF:
-        d = d - _TICKS_HALF - _TICKS_HALF
-    return d
 
 
 class HeaterGuard:

@@ -6,8 +6,8 @@ from max31855 import MAX31855
 from pressure import PressureTransducer
 from sim import model as M
 
-PR_LOAD = 1
-PR_LEAK = 2
+PR_LOAD = C.PR_LOAD
+PR_LEAK = C.PR_LEAK
 
 
 class _Pin:
