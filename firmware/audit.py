@@ -1,28 +1,7 @@
-# The audit trail of calibration and configuration changes (docs/APP.md "Audit trail").
-#
-#   /calib/audit.jsonl       append-only, one JSON object per line:
-#       {"when": <board RTC seconds or null>, "run": <run id or null>, "what": <field>,
-#        "old": <value or null>, "new": <value or null>, "by": "device" | "external"}
-#     what: a flattened field of the last-known state ("config.counts_per_g", "config.method",
-#           "config.method.soak_s", "config.board.tc", "calib.blank", ...), or
-#           "audit.start"  the trail begins: new = the whole state (a baseline, not a change);
-#           "audit.trail"  the trail file was shorter than the snapshot says (old/new: bytes):
-#                          something outside the firmware truncated or replaced it.
-#     by:   "device"   the firmware made the change (a blank fit stored after a blank run, a fit
-#                      deleted with plan.forget_blank());
-#           "external" a change made behind the firmware's back (mpremote fs cp, ovenctl deploy
-#                      --config) found by comparing the files with the snapshot.
-#   /calib/audit_state.json  the snapshot: {"v": 1, "state": {field: value}, "size": bytes of the
-#     trail it includes, "mark": trail bytes when the last run header took the trail,
-#     "mark_line": lines then, "run": that run's id}. Written atomically (rename). A cut between
-#     an append and the snapshot is repaired at the next check by replaying the lines after
-#     "size" (nothing is recorded twice); a lost snapshot is rebuilt from the whole trail.
-#
-# Never loses the trail: lines are only appended (one write, flushed, closed); a line that does
-# not parse (a torn write, damage) is reported and kept, and the next line starts on a new line.
-# Bounded RAM: the trail is read in 256-byte chunks; a line keeps at most MAX_LINE bytes.
-# Pure logic and file operations: no `machine`, no `time` (the caller passes `when`), so the
-# same code runs under CPython (tests/dual/test_audit.py) and MicroPython.
+# The audit trail of calibration and configuration changes: /calib/audit.jsonl (append-only, one
+# JSON line per change, "device" or "external") and its snapshot /calib/audit_state.json.
+# Never loses a line; reads in 256-byte chunks. No machine, no time (the caller passes `when`).
+# Record fields and repair rules: docs/MODULES.md "audit", docs/APP.md "Audit trail".
 import binascii
 import json
 import os

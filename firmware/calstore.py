@@ -1,29 +1,7 @@
-# The calibration store (/calib) and the calibration procedures: span per load-cell channel from
-# one or two reference masses (calib.py), the load cells' datasheet figures, the check weight and
-# its history, thermocouple offsets and the heater PID gains from an autotune on the real oven.
-#
-# Files (JSON, each written atomically: a new file renamed over the old one, like plan.save_blank):
-#   span.json      {"v": 1, "channels": [channel span dict or null, ...]}  (one entry per channel)
-#   loadcell.json  {"span_tc_ppm_per_c", "creep_ppm", "creep_tau_s", "id", "cal_date"}  (datasheet)
-#   check.json     {"mass_ug", "tol_ug", "id"}                    (the check weight and its tolerance)
-#   checks.json    {"v": 1, "history": [{"ch", "dev_ug", "ok", "when", "run"}, ... last HISTORY_N]}
-#   tc.json        {"chamber": c_x100, "probe": c_x100, "source": {...}}       (thermocouple offsets)
-#   pid.json       {"kp", "ki", "kd", "ku", "tu_ms", "setpoint_c_x100", "when"}
-#   equipment.json {"controller", "loadcells", "thermocouples", ...}  (IDs and calibration dates)
-#
-# A refused calibration (a reference mass that disagrees, an unstable weighing, a non-converging
-# autotune, an offset out of range) raises CalError with a message for the operator and writes
-# nothing. A check-weight test out of tolerance changes no calibration: its result is appended to
-# the history (checks.json, marked "ok": false; only passed results give the repeatability) and to
-# the audit trail, and the run does not start.
-#
-# Audit (firmware/audit.py): every change the firmware makes is one "device" entry ("calib.span.<ch>",
-# "calib.loadcell", "calib.check", "calib.check.last", "calib.tc_offset", "calib.pid",
-# "calib.equipment"); audit_fields() gives the same fields from the files, so that plan.py's
-# START check finds a file changed behind the firmware's back ("external").
-#
-# Weighings here run once per procedure step (seconds of samples): they use weigh.Window for the
-# stability test and may allocate; nothing here is on a control-tick path.
+# The calibration store (/calib/*.json, each written atomically) and its procedures: span per
+# load-cell channel, check weight and its history, thermocouple offsets, PID gains. A refused
+# calibration raises CalError and writes nothing; every change is a "device" audit entry.
+# Not on a control-tick path (may allocate). Files and fields: docs/MODULES.md "calstore".
 import json
 
 import audit

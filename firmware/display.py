@@ -1,39 +1,7 @@
-# Operator screens on the 128x64 SSD1306 OLED, and how they reach the panel without ever delaying
-# the control tick.
-#
-# Drawing: `Screen(fb)` draws into an injected framebuf.FrameBuffer (128x64, MONO_VLSB: the layout
-# of micropython-lib's ssd1306 driver, which is itself such a FrameBuffer). No `machine`, no I/O:
-#   draw_idle(method)       method select: name, limit, temperature, soak, vacuum, buttons
-#   draw_status(c)          phase, oven temperature (double size), pressure, soak time left, live
-#                           loss per cell (weighing phases: each channel's stability instead)
-#   draw_prompt(kind, cell) PR_LOAD place the cells + START, PR_LEAK cell N leakage YES/NO,
-#                           PR_ABORT confirm abort YES/NO
-#   draw_verdict(c)         per cell: the verdict word, the biggest text on the screen (3x for one
-#                           cell, 2x for two), with loss % and U; 3-4 cells alternate two per page
-#   draw_fault(c)           fault code, its name (double size), what to do
-#   draw(c)                 the screen that fits the controller's state (used by Refresher)
-# Text is the MicroPython 8x8 font; bigger text scales that font's glyphs (rendered into an 8x8
-# scratch framebuffer, each set pixel drawn as an sx x sy block, vertical runs merged).
-#
-# Timing rule (Refresher): the display never delays the control tick.
-#   * tick(c), once per control tick right after Controller.step(): O(1), allocation-free (proof:
-#     heap-locked test in tests/dual/test_display.py). It only decides whether a redraw is due:
-#     every `every` ticks (default 2 s), or at once when the screen changes (phase, prompt, fault).
-#   * service(budget_ms) does ONE piece of work that fits in budget_ms and returns 1 (call again),
-#     0 (idle) or -1 (work pending that does not fit: wait for the next idle slot):
-#       - one page: 128 bytes + 6 commands, about 3.3 ms over I2C at 400 kHz (the whole frame,
-#         1 KiB, takes ~23 ms), sent only if PAGE_MS fits in the budget;
-#       - a redraw of the framebuffer in RAM (no I/O), only once the previous frame's 8 pages have
-#         all gone out (so no frame is ever torn or dropped halfway) and only if REDRAW_MS fits.
-#   * idle(ticks_ms, ticks_diff, budget_ms=IDLE_BUDGET_MS) loops service() for at most budget_ms.
-#     The application loop calls it after each step(): the next deadline after a control tick is
-#     at least 100 ms away (the weighing sub-tick; 1000 ms otherwise) and the tick itself takes a
-#     few ms, so a 50 ms budget always leaves the deadline untouched. A board whose
-#     wait_until_ms() sleeps in slices may call service(remaining_ms) from there instead, or an
-#     asyncio task may call service(PAGE_MS) and `await asyncio.sleep_ms(0)` between calls.
-#   Per idle slot the display uses at most budget_ms as long as REDRAW_MS and PAGE_MS bound the
-#   real costs; with the defaults a due frame is drawn and on the panel within two idle slots.
-#   The periodic redraw, not the transfer, is the CPU cost: EVERY_TICKS trades it for freshness.
+# Operator screens on the 128x64 SSD1306 (Screen draws into an injected framebuf) and the
+# Refresher that sends them without delaying the control tick: tick() is O(1) and allocation-free,
+# service(budget_ms)/idle() do one bounded piece of work each. Screens and timing rule:
+# docs/MODULES.md "display".
 from micropython import const
 import framebuf
 

@@ -1,21 +1,6 @@
-# HX711 24-bit load-cell ADC, bit-banged: DOUT (input) and PD_SCK (output) as injected Pins.
-#
-# Datasheet protocol: DOUT goes low when a conversion is ready; each PD_SCK pulse shifts one bit
-# out, MSB first, valid 0.1 us after the rising edge. 24 data pulses plus 1..3 more select the
-# input and gain of the NEXT conversion: 25 = A/128, 26 = B/32, 27 = A/64; the 25th pulse pulls
-# DOUT high until the next conversion. PD_SCK high time is 0.2..50 us; held high >= 60 us the
-# chip powers down, and PD_SCK low again resets it (A/128) and restarts conversions. Output
-# settling after power-up, reset or an input/gain change takes 4 conversions: the driver drops the
-# next settle + 1 reads after power_up() / set_gain() (the read that switches, then settle).
-#
-# Pulse width: each pulse runs inside its own short critical section (injected disable_irq /
-# enable_irq, e.g. machine's), never the whole 25..27-pulse read, and is timed with the injected
-# ticks_us. A pulse that still lasted > 50 us (stretched by an interrupt) may have reset the
-# chip: the sample is dropped (ST_NOT_READY) and the settling conversions are waited out again.
-#
-# read() -> status; on OK (and ST_LC_RAIL) .raw holds the signed 24-bit counts. It waits for
-# DOUT low until timeout_us (ST_TIMEOUT), allocates nothing and keeps every integer < 2**25.
-# A DOUT still low after the 25th pulse is no HX711 (line stuck low / chip absent): ST_NO_DEVICE.
+# HX711 24-bit load-cell ADC, bit-banged on injected DOUT/PD_SCK pins. read() -> status, .raw
+# (signed 24-bit counts); waits for DOUT until timeout_us, drops settling conversions and any read
+# whose pulse overran 50 us. Allocation-free, integers < 2**25. Protocol: docs/MODULES.md "hx711".
 from micropython import const
 from codes import OK, ST_NOT_READY, ST_TIMEOUT, ST_LC_RAIL, ST_NO_DEVICE
 

@@ -1,22 +1,7 @@
-# The run-time serial link: the line protocol the device answers while a test runs
-# (docs/PROTOCOL.md). During a run the device keeps the USB serial console (Ctrl-C disabled);
-# the host sends request lines and the device answers with checksummed response lines:
-#
-#   host   -> device   #@TAG CMD [ARG ...]*CRC\n        (CRC: CRC-32 of "TAG CMD ARG ...", 8 hex digits)
-#   device -> host     @TAG KIND [FIELD ...]*CRC\n      (CRC: CRC-32 of "TAG KIND FIELD ...")
-#
-# A request starts with '#' so that it is a harmless Python comment if the device turns out to
-# be idle at the MicroPython REPL (that is how the host tells the two states apart).
-#
-# Control first: Link.poll() is called once per control tick (Controller.link_poll) and does a
-# bounded amount of work: it reads at most _RX_PER_POLL input bytes, executes at most one
-# command, and advances a running transfer by at most one chunk (<= 768 data bytes, one ~1 KB
-# line) or one hash step. With no input waiting and no transfer running, poll() allocates nothing
-# (proof under micropython.heap_lock() in tests/dual/test_linkproto.py).
-#
-# I/O: `rx` is the byte source the board provides: any() -> number of bytes waiting (0 = none)
-# and read_byte() -> 0..255 or -1. `tx(buf)` writes bytes to the host. RxRing is the receive
-# FIFO the virtual device feeds; StdinIO reads sys.stdin.buffer through select.poll on a board.
+# The run-time serial link (docs/PROTOCOL.md): checksummed request/response lines on the USB
+# console while a test runs. Link.poll() runs once per control tick and does bounded work (at most
+# one command and one chunk or hash step); idle, it allocates nothing. rx: any()/read_byte(); tx(buf).
+# Framing and I/O objects: docs/MODULES.md "link".
 from micropython import const
 import binascii
 import json

@@ -1,21 +1,6 @@
-# MAX31855 cold-junction-compensated thermocouple-to-digital converter (read-only SPI, 32 bits).
-#
-# Frame (datasheet, "Memory Map"):
-#   D31..D18  thermocouple temperature, 14-bit two's complement, 0.25 degC/LSB
-#   D17       reserved (reads 0)
-#   D16       fault: 1 when any of SCV, SCG, OC is set
-#   D15..D4   internal (cold-junction) temperature, 12-bit two's complement, 0.0625 degC/LSB
-#   D3        reserved (reads 0)
-#   D2 SCV (short to VCC), D1 SCG (short to GND), D0 OC (open circuit)
-#
-# The frame is handled as two 16-bit words: a 32-bit int is a heap-allocated long on the
-# device (small ints stop at 2**30), so read() must never build one. decode(frame32) is the
-# same logic for host tools and tests.
-#
-# Bus sanity: an all-zero frame (MISO stuck low, board unpowered) and an all-ones frame (MISO
-# floating high, chip absent) are ST_NO_DEVICE, as are frames with a reserved bit set or with
-# the fault flag and fault bits disagreeing. (A true 0.00 degC thermocouple with a 0.0000 degC
-# cold junction also reads all-zero; an oven controller never sees that.)
+# MAX31855 thermocouple-to-digital converter (read-only SPI, 32-bit frame handled as two 16-bit
+# words: a 32-bit int would be a heap long). read() -> status, .temp_c_x100; stuck or
+# inconsistent frames are ST_NO_DEVICE. decode(frame32) for tools. Frame: docs/MODULES.md "max31855".
 from micropython import const
 from codes import OK, ST_TC_OPEN, ST_TC_SHORT_GND, ST_TC_SHORT_VCC, ST_NO_DEVICE
 

@@ -1,28 +1,6 @@
-# MAX31856 precision thermocouple-to-digital converter, SPI mode 1 or 3 (the bus is injected and
-# configured by the board), type K.
-#
-# Registers (datasheet): read address = register, write = register | 0x80, auto-increment.
-#   0x00 CR0: CMODE(7) 1SHOT(6) OCFAULT(5:4) CJ(3, 1 = CJ sensor off) FAULT(2, 0 = comparator:
-#        SR follows the condition) FAULTCLR(1) 50/60Hz(0, 1 = 50 Hz notch)
-#   0x01 CR1: AVGSEL(6:4) 1/2/4/8/16 samples, TC TYPE(3:0) 0011 = K
-#   0x0A..0x0B CJTH/CJTL: cold junction, 14-bit two's complement in bits 15..2, 0.015625 degC
-#   0x0C..0x0E LTCBH/M/L: linearized TC temperature, 19-bit two's complement in bits 23..5,
-#        0.0078125 degC; 0x0F SR: CJ range(7) TC range(6) CJHIGH(5) CJLOW(4) TCHIGH(3) TCLOW(2)
-#        OVUV(1) OPEN(0)
-# SR -> status: OPEN -> ST_TC_OPEN; OVUV (an input beyond the supply rails, i.e. the thermocouple
-# touches a live or grounded part) -> ST_TC_SHORT_VCC; TC/CJ range and the TC/CJ high/low
-# thresholds -> ST_TC_RANGE. Open detection needs OCFAULT != 00 (default 01: source < 5 kOhm).
-#
-# One-shot mode (default): read() waits for the conversion it started last time (1SHOT clear,
-# or DRDY low if the pin is given) until timeout_ms after that trigger (ST_TIMEOUT), reads CR0..SR
-# in one 16-byte burst, then starts the next conversion: in a 1 s loop read() does not block and
-# the value is one loop period old. Auto mode (oneshot=False): the chip converts every ~100 ms;
-# with a DRDY pin read() waits for it with the same deadline, without one it cannot tell a
-# stalled converter from a steady temperature.
-# Bus sanity: CR0/CR1 read back different from what was written (MISO stuck, chip absent or reset
-# by a brown-out) -> ST_NO_DEVICE and the configuration is written again.
-# read() -> status; on OK updates .temp_c_x100 and .cj_c_x100 (rounded half to even), else they
-# keep the last good values; .sr is the last fault register. Allocation-free, small ints only.
+# MAX31856 thermocouple-to-digital converter, type K, SPI (bus injected). read() -> status; on OK
+# .temp_c_x100 and .cj_c_x100, else the last good values. One-shot mode never blocks in a 1 s loop;
+# a read-back mismatch is ST_NO_DEVICE. Allocation-free. Registers: docs/MODULES.md "max31856".
 from micropython import const
 from codes import OK, ST_TC_OPEN, ST_TC_SHORT_VCC, ST_TC_RANGE, ST_NO_DEVICE, ST_TIMEOUT
 

@@ -1,27 +1,6 @@
-# Integer PID for the oven heater (style: Klipper klippy/extras/heaters.py ControlPID).
-#
-# Units and gain scaling (all plain integers, chosen so that every product on the
-# per-tick path stays inside MicroPython's small-int range, |x| < 2**30):
-#   error, temperature      c_x100 (0.01 degC)
-#   kp_ppm_per_c            ppm of duty per degC of error          (500_000 = 50 % per degC)
-#   ki_ppm_per_c_s          ppm of duty per degC*s of summed error (kp / Ti[s])
-#   kd_ppm_s_per_c          ppm of duty per degC/s of measured rate (kp * Td[s])
-#   duty                    ppm, clamped to [out_min_ppm, out_max_ppm] within 0..1_000_000
-#
-# Why each bound holds:
-#   P = kp * e // 100:   e is clamped to +-_e_lim_p = 3*span*100/kp, past which P alone
-#                        saturates the output whatever I and D are, so kp*e <= 3e8 + kp.
-#   I = ki * integ // 100: the integrator (c_x100*s) is clamped so that I alone spans exactly
-#                        [out_min, out_max] (Klipper's temp_integ clamp), so ki*integ <= 1e8;
-#                        the step e*dt (c_x100*ms, <= 32767*16384) is carried into it in whole
-#                        c_x100*s with the remainder kept, so short ticks lose nothing.
-#   D = -kd * rate_q // 800: the filtered rate (c_x100/s << 3) is clamped so that |D| <= span,
-#                        so kd*rate_q <= 8e8.
-# Anti-windup: the integrator is clamped as above AND not advanced on a tick where the output
-# is saturated in the direction the new integral would push it (conditional integration), so
-# the output leaves saturation as soon as P + D say so, without an integral to unwind.
-# Derivative on measurement (a setpoint step gives no kick), low-pass filtered (tau d_filter_ms)
-# because the MAX31855 quantizes to 0.25 degC: a raw 1 s difference would make D a noise amplifier.
+# Integer PID for the oven heater (style: Klipper's ControlPID): c_x100 in, duty ppm out, every
+# product on the per-tick path within |x| < 2**30, conditional-integration anti-windup, derivative
+# on a filtered measurement. Gain units and why each bound holds: docs/MODULES.md "pid".
 from micropython import const
 
 _E_MAX = const(32767)          # 327.67 degC: larger errors only occur with a broken sensor

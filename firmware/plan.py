@@ -1,56 +1,7 @@
-# The run plan of a real board: what board_select.autostart() returns on the Pico and the ESP32
-# (boards/<board>/board_select.py; the contract is in docs/PROTOCOL.md §9).
-#
-#   autostart(board_mod)  reads /config.json, builds the board (board_mod.make_board) WITHOUT its
-#                         watchdog, shows the idle screen (display and console), waits for START
-#                         (NO: next method), then arms the watchdog and returns a Plan; None (stay
-#                         idle at the REPL) on a config error or a Ctrl-C while waiting.
-#
-# Why the watchdog waits for START: machine.WDT cannot be stopped on either port, so a board that
-# armed it at boot would reset a few seconds after mpremote's Ctrl-C took it to the REPL (deploy,
-# pull, fs cp would all break). Idle, every output is off, so a stalled idle loop is harmless.
-#
-# /config.json (every key optional):
-#   "method"        preset name ("gb-2026", the default) or a method object (methods.validate)
-#   "board"         make_board() config overrides (boards/<board>/board.py DEFAULTS), e.g. {"tc": "max31856"}
-#   "blank_run"     true (default): a blank (empty-pan) drift run first when no fit is stored
-#   "counts_per_g"  load-cell span, raw counts per gram (default codes.DEFAULT_COUNTS_PER_G)
-#   "cells"         cell IDs (serial numbers) for the log header (default "cell-1" ...)
-#   "operator"      operator ID for the log header's records (default "" = not entered)
-#   "lab"           the lab's stated choices the standard leaves open, free text per item, e.g.
-#                   {"soak_start": "...", "sample_prep": "..."} (records.lab.statements)
-#   "check_weight"  true (default): the check-weight test runs at START when a check weight is
-#                   stored (calstore.py); false: skipped (recorded in the header's records)
-#   "span_refs_mg"  reference masses for the span calibration from the buttons, [ref1] or
-#                   [ref1, ref2] in mg (default [100000, 50000])
-# /start.json (optional, written by `ovenctl start`, consumed at the next START): the operator,
-# the cell serial numbers and the host's time when the board has no clock (see records()).
-# /calib/*.json: the calibration store (calstore.py): per-channel span, check weight, thermocouple
-# offsets, PID gains, equipment IDs. Loaded at START into the plan's cal (calstore.load) that the
-# controllers get and the log header carries ("cal").
-# /calib/blank.json: the drift fit of the last successful blank run (written here, atomically),
-# used instead of a new blank run until deleted (plan.forget_blank() at the REPL deletes it and
-# records that in the audit trail; an `mpremote fs rm` is found at the next START).
-#
-# Fixed at START: the Plan keeps its own copies of the method, counts_per_g, cells and the blank
-# fit it loaded; /config.json and /calib/blank.json are never read again for the running test
-# (changing them during a run changes nothing of it; the next START picks them up). A run resumed
-# after a power cut (resume_plan) takes method and calibration from its log header, never from
-# the files (only the board wiring, "board", comes from /config.json).
-#
-# Audit trail (firmware/audit.py, docs/APP.md "Audit trail"): /calib/audit.jsonl, one line per
-# change {"when", "run", "what", "old", "new", "by"}, and the snapshot /calib/audit_state.json.
-# At START the effective config (method, blank_run, counts_per_g with their defaults; cells and
-# board overrides as written; nested keys flattened: "config.board.tc", "config.method.soak_s")
-# and the stored blank fit ("calib.blank": CRC-32, k per channel, points) are compared with the
-# snapshot: one "external" entry per changed field. Again when the test's log header is written
-# (changes made during the blank run: recorded with that run's id; they do not apply to it).
-# Storing a blank run's fit and forget_blank() add "device" entries. The log header's "audit"
-# holds the trail's last HEADER_ENTRIES (50) entries: every change since the previous run unless
-# more than 50 accumulated ("omitted" counts the earlier lines; the file keeps them all).
-#
-# No `machine` here: the board comes in through board_mod, so tests run this with a fake board
-# (tests/dual/test_plan.py) under CPython and in the VM.
+# The run plan of a real board: autostart(board_mod) reads /config.json, builds the board without
+# its watchdog, shows the idle screen, waits for START, then arms the watchdog and returns a Plan
+# (None: stay idle at the REPL). Also the START-time audit check and the stored blank fit.
+# Config keys, files and why the watchdog waits for START: docs/MODULES.md "plan".
 import json
 import os
 

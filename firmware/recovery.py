@@ -87,7 +87,7 @@ class LogState:
         self._ref = None
         self._cur = None
         self._ok = 0
-        self._bno = -1
+        self._block_no = -1
 
 
 def _uv(b, i, e):
@@ -398,7 +398,7 @@ def _block(st, b, i, e):
         ref = [0] * nc
         cur = [_MISSING] * nc
     else:
-        if not st._ok or bno != st._bno + 1:
+        if not st._ok or bno != st._block_no + 1:
             st._ok = 0
             st.damaged = 1
             st.next_block = bno + 1
@@ -461,7 +461,7 @@ def _block(st, b, i, e):
     st._ref = ref
     st._cur = cur
     st._ok = 1
-    st._bno = bno
+    st._block_no = bno
     st.next_block = bno + 1
     if count:
         st.last_t = s[0]

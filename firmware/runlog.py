@@ -251,7 +251,7 @@ class RunLog:
         if cap + _REC_OVH > _MAX_BODY:
             raise ValueError("block too large")
         self._blk = bytearray(cap)
-        self._blim = cap - w              # room for one more worst-case sample while _nb <= _blim
+        self._blim = cap - w              # room for one more worst-case sample while _block_len <= _blim
         ocap = 2 * (cap + _REC_OVH) + 32 * _EVENT_MAX
         self._out = bytearray(ocap)
         self._omv = memoryview(self._out)
@@ -275,10 +275,10 @@ class RunLog:
 
     def _reset(self):
         self._seq = 0
-        self._nb = 0
-        self._ns = 0
-        self._bno = 0
-        self._kf = 0
+        self._block_len = 0
+        self._block_samples = 0
+        self._block_no = 0
+        self._block_keyframe = 0
         self._t0 = 0
         self._no = 0
         self._tlast = 0
@@ -432,7 +432,7 @@ class RunLog:
         except TypeError:
             self._wmode = 2
         self._seq = next_seq
-        self._bno = next_block
+        self._block_no = next_block
         self._force_kf = 1
         self.n_samples = n_samples
         if n_samples:
@@ -596,7 +596,7 @@ class RunLog:
             self.status = codes.F_FLASH
 
     def _close_pending_block(self):
-        if self._ns and not self._close_block():
+        if self._block_samples and not self._close_block():
             self._write_out()
             self._close_block()
 
@@ -715,18 +715,18 @@ class RunLog:
 
     def _close_block(self):
         # frame the open sample block into the pending buffer; False if it does not fit
-        ns = self._ns
+        ns = self._block_samples
         if ns == 0:
             return True
-        nb = self._nb
+        nb = self._block_len
         o = self._out
         s = self._no
         if s + nb + _REC_OVH > len(o):
             return False
         p = _begin(o, s, T_BLOCK, self._seq)
-        kf = self._kf
+        kf = self._block_keyframe
         o[p] = kf
-        p = _wuv(o, p + 1, self._bno)
+        p = _wuv(o, p + 1, self._block_no)
         if kf:
             o[p] = self.n_cells
             p = _wsv(o, p + 1, self._t0)
@@ -736,9 +736,9 @@ class RunLog:
             o[p + i] = b[i]
         self._no = _finish(o, s, p + nb)
         self._seq += 1
-        self._bno += 1
-        self._nb = 0
-        self._ns = 0
+        self._block_no += 1
+        self._block_len = 0
+        self._block_samples = 0
         return True
 
     def sample(self, t_s, phase, flags, temp_c_x100, lc_temp_c_x100, pressure_pa, duty_permille, raw_counts):
@@ -749,17 +749,17 @@ class RunLog:
         if self._has_t and t_s <= self._tlast:
             self.dropped_samples += 1
             return False
-        if self._nb > self._blim and not self._close_block():
+        if self._block_len > self._blim and not self._close_block():
             self.dropped_samples += 1
             return False
         st = self._st
         ref = self._ref
         cur = self._cur
         n = self.n_cells
-        if self._ns == 0:
+        if self._block_samples == 0:
             self._t0 = t_s
-            if self._force_kf or self._bno % self.keyframe_every == 0:
-                self._kf = 1
+            if self._force_kf or self._block_no % self.keyframe_every == 0:
+                self._block_keyframe = 1
                 self._force_kf = 0
                 st[0] = t_s - 1
                 for i in range(1, 7):
@@ -768,9 +768,9 @@ class RunLog:
                     ref[c] = 0
                     cur[c] = MISSING
             else:
-                self._kf = 0
+                self._block_keyframe = 0
         b = self._blk
-        p0 = self._nb
+        p0 = self._block_len
         p = p0 + 1
         m = 0
         d = t_s - st[0]
@@ -827,8 +827,8 @@ class RunLog:
                     ref[c] = v
                 cur[c] = v
         b[p0] = m
-        self._nb = p
-        self._ns += 1
+        self._block_len = p
+        self._block_samples += 1
         self.n_samples += 1
         self._tlast = t_s
         self._has_t = True

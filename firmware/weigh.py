@@ -1,25 +1,7 @@
-# Weighing window: per-sample statistics of raw load-cell counts, glitch rejection and stability.
-#
-# Stable, as a balance or a moisture analyser decides it (switch-off criterion): for `hold`
-# consecutive accepted samples both
-#   - the standard deviation of the window MEAN (the statistical term the verdict's U carries) of
-#     the last n samples is <= sd_mean_counts, and
-#   - the drift rate is <= drift_counts_per_min, measured as the difference between the mean of the
-#     last n samples and the mean of the n samples drift_n samples earlier (drift_n = 600 at 10 SPS:
-#     one minute). A 64-sample window is 6.4 s, too short to tell a drift of a few counts per minute
-#     from the noise; two window means a minute apart resolve it to sqrt(2) x their sd per minute.
-#     The time base counts accepted samples at the nominal rate: rejected or missing samples only
-#     make the real interval longer, so the drift test errs strict.
-# Both limits are set at run time (set_limits) without allocation: the controller scales them to
-# the allowed loss once it has a rough m0 (docs/APP.md "Weighing").
-# The legacy per-sample limit (stable_sd_counts, no drift test) remains for tools and benchmarks.
-#
-# Timing and allocation: add() and missing() run once per ADC sample (10 or 80 SPS per channel).
-# They allocate nothing and every intermediate stays within +-2**30 (MicroPython small ints):
-# samples are stored as offsets from a reference count, bounded by _D_LIM, in a preallocated
-# array('h') of n + drift_n samples, so that sum(d) and sum(d*d) over at most _N_MAX samples and
-# the drift comparison (precomputed threshold, _DRIFT_MAX x n x drift_n < 2**30) fit in a small int.
-# result() and samples_into() run once per weighing and may use long integers.
+# Weighing window: per-sample statistics of raw load-cell counts, glitch rejection and the
+# stability test (sd of the window mean and drift a minute apart, as a balance decides it).
+# add()/missing() run per ADC sample: allocation-free, small ints only; result() once per weighing.
+# The stability criterion and the integer bounds: docs/MODULES.md "weigh".
 from micropython import const
 from array import array
 
