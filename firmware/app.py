@@ -15,6 +15,7 @@ from fixedpt import div_half_even
 import drift
 from weigh import Window, W_STABLE, W_ERR_TIMEOUT, STATE_NAMES
 from pid import Pid
+from live import LiveEstimate
 from safety import HeaterGuard, VacuumGuard, LoadcellWatchdog
 
 FW_VERSION = "0.4.0"
@@ -32,11 +33,7 @@ _LEAK_TEST_MS = const(60000)      # pump isolated for this long during the leak-
 _PUMPDOWN_SLOW_MS = const(600000)  # a healthy chamber reaches the vacuum level well within this
 _VENT_SETTLE_MS = const(600000)   # after venting: cells re-equilibrate in air before weighing
 _SOAK_DEV_SKIP_MS = const(600000)  # soak_temp_max_dev ignores the first 10 minutes
-_EARLY_FAIL_HOLD_S = const(60)
 _SOAK_ENTRY_HOLD_MS = const(60000)  # in tolerance and at vacuum this long before the soak clock starts
-_LIVE_U_PPM = const(1000)         # margin of the in-oven live estimate (buoyancy, convection, drift)
-_OFF_RISE_C_X100 = const(100)     # heater commanded off yet rising this much within _OFF_WINDOW_MS:
-_OFF_WINDOW_MS = const(30000)     # the SSR is stuck on (ambient drifts are 1000x slower)
 _VAC_LOST_GRACE_MS = const(1800000)  # a vacuum loss this long ends the run; shorter is an excursion
 _LC_TIMEOUT_MS = const(5000)
 _SPIKE_COUNTS = const(500)
@@ -126,34 +123,27 @@ class Controller:
         self.raw = array("i", bytes(4 * n))         # latest accepted raw per channel
         self._lograw = array("i", bytes(4 * n))     # as logged (runlog.MISSING when not fresh)
         self.valid = bytearray(n)
-        self.live_ppm = array("i", bytes(4 * n))
-        self._live_ema = array("i", bytes(4 * n))   # counts offset from m0 mean, << 4
-        self._early_run = array("i", bytes(4 * n))
-        self.early_fail = bytearray(n)
         self._glitches = array("i", bytes(4 * n))
         self.drift = drift.DriftRecorder(n) if mode == MODE_BLANK else None
         self._fit_todo = 0
         self._cres = [None] * n         # per-cell results and budgets (_cell_verdict)
         self._cbud = [None] * n
-        self._kq16 = array("i", bytes(4 * n))
-        self._vacq = array("i", bytes(4 * n))
         self._t_ref_c_x100 = 0
         self._ref_zero = array("i", bytes(4 * n))   # tare mean, counts
         self._c0 = array("i", bytes(4 * n))         # m0 net mean, counts
         self._d_div = array("i", bytes(4 * n))      # m0 net / 1000 (live ppm divisor)
+        self.live = LiveEstimate(n, method["limit_ppm"], self._ref_zero, self._c0, self._d_div)
+        self.live_ppm = self.live.ppm               # the display's and the status reply's view
+        self.early_fail = self.live.early_fail
         self._spike_pending = bytearray(n)
         self._have_raw = 0
         self._retries = 0
         self._glitch_t_ms = 0
         self._entry_ok_ms = 0
-        self._off_ref_ms = 0
-        self._off_prev_c_x100 = 0x3FFFFFFF
         self._vac_exc = 0
         self.blank_error = None
         if blank is not None:
-            for i in range(n):
-                self._kq16[i] = drift.k_q16(blank[i])
-                self._vacq[i] = blank[i]["vac_offset_num"] // blank[i]["vac_offset_den"]
+            self.live.set_blank(blank)
         # state
         self.phase = PH_IDLE
         self.t0_ms = 0
@@ -185,7 +175,6 @@ class Controller:
         self._leak_t0 = 0
         self._leak_stage = 0
         self._vent_t0 = 0
-        self._off_min_c_x100 = 0x3FFFFFFF
         self._leak_cell = 0
         self._prompted = 0
         self.overshoot_c_x100 = -100000
@@ -329,22 +318,6 @@ class Controller:
         f = self.hguard.check(self.now_ms, self.tc_status, self.temp_c_x100, sp, 1 if self.duty_ppm > 0 else 0)
         if f:
             return f
-        if sp <= 0 and self.tc_status == C.OK:
-            # heater commanded off: an oven that heats up means the SSR is stuck on. The rise is
-            # measured from the lowest reading of the current and the previous 30 s window, so
-            # detection does not depend on where a window boundary falls.
-            t = self.temp_c_x100
-            if t < self._off_min_c_x100:
-                self._off_min_c_x100 = t
-            lo = self._off_min_c_x100
-            if self._off_prev_c_x100 < lo:
-                lo = self._off_prev_c_x100
-            if t - lo > _OFF_RISE_C_X100:
-                return C.F_RUNAWAY
-            if self.b.ticks_diff(self.now_ms, self._off_ref_ms) >= _OFF_WINDOW_MS:
-                self._off_ref_ms = self.now_ms
-                self._off_prev_c_x100 = self._off_min_c_x100
-                self._off_min_c_x100 = t
         vac_req = 1 if self.phase == PH_SOAK or self.phase == PH_HEATUP else 0
         return self.vguard.check(self.now_ms, self.p_status, self.pressure_pa, vac_req)
 
@@ -387,8 +360,6 @@ class Controller:
 
     def _heater_off(self):
         self.setpoint_c_x100 = 0
-        self._off_min_c_x100 = 0x3FFFFFFF
-        self._off_prev_c_x100 = 0x3FFFFFFF
         self.hguard.reset()
         self.pid.reset()
         if self.duty_ppm:
@@ -673,6 +644,7 @@ class Controller:
             # a missing load cell outside a weighing costs only the trend: record, keep going
             self._event(C.E_LC_FAULT, self.lcdog.channel, 0)
             self.lcdog.reset()
+        # one handler per phase, the long phases first (a method call allocates nothing)
         ph = self.phase
         if ph == PH_SOAK:
             self._soak()
@@ -682,8 +654,22 @@ class Controller:
             self._cooldown()
         elif ph == PH_PREHEAT:
             self._preheat()
-        else:
-            self._other_phase(ph)
+        elif ph == PH_PUMPDOWN:
+            self._pumpdown()
+        elif ph == PH_VENT:
+            self._vent_phase()
+        elif ph == PH_PRECHECK:
+            self._precheck()
+        elif ph == PH_TARE:
+            self._tare()
+        elif ph == PH_LOAD:
+            self._load()
+        elif ph == PH_INITIAL_WEIGH:
+            self._initial_weigh()
+        elif ph == PH_FINAL_WEIGH:
+            self._final_weigh()
+        elif ph == PH_LEAK_CHECK:
+            self._leak_check()
         if self.phase == PH_ABORTED:
             return
         self._heater(_TICK_MS)
@@ -737,113 +723,118 @@ class Controller:
         log.poll(self.t_s())
 
     # ---------------------------------------------------------------- phases
-    def _other_phase(self, ph):
-        m = self.m
-        if ph == PH_PRECHECK:
-            if self.tc_status != C.OK or self.p_status != C.OK:
-                return   # the guards fault after their stale/timeout limits
-            if self.pressure_pa < _P_ATM_MIN_PA:
-                self._set_vent(1)   # start vented: m0 is weighed in air
-                return
-            self._set_vent(0)
-            self.b.heater_enable(1)
-            self._enter(PH_TARE)
-            self._weigh_start(1)
-        elif ph == PH_TARE:
-            r = self._weigh_poll(1)
-            if r < 0:
-                self._raise_fault(C.F_WEIGH_TIMEOUT, 1)
-            elif r > 0:
-                self._t_ref_c_x100 = self.lc_temp_c_x100
-                for i in range(self.n):
-                    self._ref_zero[i] = self._ref_counts(1, i)
-                if self.mode == MODE_BLANK:
-                    self._heat_start()
-                else:
-                    self._enter(PH_LOAD)
-                    self._prompted = 0
-        elif ph == PH_LOAD:
-            if not self._prompted:
-                self.b.operator.prompt(PR_LOAD, 0)
-                self._prompted = 1
-            ev = self.b.operator.poll()
-            if ev == C.EV_START:
-                # the cells are on the pans: creep first (the method's settle_s), then m0
-                self._enter(PH_INITIAL_WEIGH)
-                self._settle_t0_ms = self.now_ms
-                self._event(C.E_SETTLE, m["settle_s"], 0)
-                if m["settle_s"] <= 0:
-                    self.settle_s_actual = 0
-                    self._weigh_start(2)
-            elif ev == C.EV_STOP:
-                self._raise_fault(C.F_OPERATOR_ABORT, 0)
-        elif ph == PH_INITIAL_WEIGH:
-            if not self._weighing:
-                if self.b.operator.poll() == C.EV_STOP:     # 15 min of settling: STOP still works
-                    self._raise_fault(C.F_OPERATOR_ABORT, 0)
-                    return
-                sm = self.b.ticks_diff(self.now_ms, self._settle_t0_ms)
-                if sm >= m["settle_s"] * 1000:
-                    self.settle_s_actual = sm // 1000
-                    self._weigh_start(2)
-                return
-            r = self._weigh_poll(2)
-            if r < 0:
-                self._raise_fault(C.F_WEIGH_TIMEOUT, 2)
-            elif r > 0:
-                for i in range(self.n):
-                    c0 = self._ref_counts(2, i)
-                    z = self._ref_counts(1, i)
-                    if c0 - z < _NO_CELL_COUNTS:
-                        self._raise_fault(C.F_LOADCELL, i)   # no cell on pan i
-                        return
-                    self._d_div[i] = (c0 - z + 500) // 1000
-                    self._c0[i] = c0 - self._ref_zero[i]
+    def _precheck(self):
+        if self.tc_status != C.OK or self.p_status != C.OK:
+            return   # the guards fault after their stale/timeout limits
+        if self.pressure_pa < _P_ATM_MIN_PA:
+            self._set_vent(1)   # start vented: m0 is weighed in air
+            return
+        self._set_vent(0)
+        self.b.heater_enable(1)
+        self._enter(PH_TARE)
+        self._weigh_start(1)
+
+    def _tare(self):
+        r = self._weigh_poll(1)
+        if r < 0:
+            self._raise_fault(C.F_WEIGH_TIMEOUT, 1)
+        elif r > 0:
+            self._t_ref_c_x100 = self.lc_temp_c_x100
+            for i in range(self.n):
+                self._ref_zero[i] = self._ref_counts(1, i)
+            if self.mode == MODE_BLANK:
                 self._heat_start()
-        elif ph == PH_PUMPDOWN:
-            self._pumpdown()
-        elif ph == PH_VENT:
-            self._set_pump(0)
-            self._set_vent(1)
-            if self.pressure_pa >= _P_ATM_MIN_PA:
-                if not self._vent_t0:
-                    self._vent_t0 = self.now_ms
-                elif (self.b.ticks_diff(self.now_ms, self._vent_t0) >= _VENT_SETTLE_MS
-                      and self._lc_temp_ready()):
-                    self._enter(PH_FINAL_WEIGH)
-                    self._weigh_start(3)
-        elif ph == PH_FINAL_WEIGH:
-            r = self._weigh_poll(3)
-            if r < 0:
-                self._raise_fault(C.F_WEIGH_TIMEOUT, 3)
-            elif r > 0:
-                if self.mode == MODE_BLANK:
-                    self._finish_blank()
-                else:
-                    # what counts is the load-cell temperature the m1 record carries (its mean)
-                    d = self.readings[(3, 0)][1] - self.readings[(2, 0)][1]
-                    if (d > m["lc_temp_band_c_x100"] or -d > m["lc_temp_band_c_x100"]) \
-                            and C.NP_LC_TEMP not in self.no_pass[0]:
-                        self._no_pass(C.NP_LC_TEMP, -1)
-                    self._enter(PH_LEAK_CHECK)
-                    self._leak_cell = 0
-                    self._prompted = 0
-        elif ph == PH_LEAK_CHECK:
-            i = self._leak_cell
-            if not self._prompted:
-                self.b.operator.prompt(PR_LEAK, i)
-                self._prompted = 1
-            ev = self.b.operator.poll()
-            if ev == C.EV_YES or ev == C.EV_NO:
-                self.leak[i] = 1 if ev == C.EV_YES else 0
-                self._event(C.E_LEAK_ANSWER, i, self.leak[i])
-                self._cell_verdict(i)
-                self._leak_cell = i + 1
+            else:
+                self._enter(PH_LOAD)
                 self._prompted = 0
-                if self._leak_cell >= self.n:
-                    self._enter(PH_VERDICT)
-                    self._compute_verdict()
-                    self._enter(PH_DONE)
+
+    def _load(self):
+        m = self.m
+        if not self._prompted:
+            self.b.operator.prompt(PR_LOAD, 0)
+            self._prompted = 1
+        ev = self.b.operator.poll()
+        if ev == C.EV_START:
+            # the cells are on the pans: creep first (the method's settle_s), then m0
+            self._enter(PH_INITIAL_WEIGH)
+            self._settle_t0_ms = self.now_ms
+            self._event(C.E_SETTLE, m["settle_s"], 0)
+            if m["settle_s"] <= 0:
+                self.settle_s_actual = 0
+                self._weigh_start(2)
+        elif ev == C.EV_STOP:
+            self._raise_fault(C.F_OPERATOR_ABORT, 0)
+
+    def _initial_weigh(self):
+        m = self.m
+        if not self._weighing:
+            if self.b.operator.poll() == C.EV_STOP:     # 15 min of settling: STOP still works
+                self._raise_fault(C.F_OPERATOR_ABORT, 0)
+                return
+            sm = self.b.ticks_diff(self.now_ms, self._settle_t0_ms)
+            if sm >= m["settle_s"] * 1000:
+                self.settle_s_actual = sm // 1000
+                self._weigh_start(2)
+            return
+        r = self._weigh_poll(2)
+        if r < 0:
+            self._raise_fault(C.F_WEIGH_TIMEOUT, 2)
+        elif r > 0:
+            for i in range(self.n):
+                c0 = self._ref_counts(2, i)
+                z = self._ref_counts(1, i)
+                if c0 - z < _NO_CELL_COUNTS:
+                    self._raise_fault(C.F_LOADCELL, i)   # no cell on pan i
+                    return
+                self._d_div[i] = (c0 - z + 500) // 1000
+                self._c0[i] = c0 - self._ref_zero[i]
+            self._heat_start()
+
+    def _vent_phase(self):
+        self._set_pump(0)
+        self._set_vent(1)
+        if self.pressure_pa >= _P_ATM_MIN_PA:
+            if not self._vent_t0:
+                self._vent_t0 = self.now_ms
+            elif (self.b.ticks_diff(self.now_ms, self._vent_t0) >= _VENT_SETTLE_MS
+                  and self._lc_temp_ready()):
+                self._enter(PH_FINAL_WEIGH)
+                self._weigh_start(3)
+
+    def _final_weigh(self):
+        m = self.m
+        r = self._weigh_poll(3)
+        if r < 0:
+            self._raise_fault(C.F_WEIGH_TIMEOUT, 3)
+        elif r > 0:
+            if self.mode == MODE_BLANK:
+                self._finish_blank()
+            else:
+                # what counts is the load-cell temperature the m1 record carries (its mean)
+                d = self.readings[(3, 0)][1] - self.readings[(2, 0)][1]
+                if (d > m["lc_temp_band_c_x100"] or -d > m["lc_temp_band_c_x100"]) \
+                        and C.NP_LC_TEMP not in self.no_pass[0]:
+                    self._no_pass(C.NP_LC_TEMP, -1)
+                self._enter(PH_LEAK_CHECK)
+                self._leak_cell = 0
+                self._prompted = 0
+
+    def _leak_check(self):
+        i = self._leak_cell
+        if not self._prompted:
+            self.b.operator.prompt(PR_LEAK, i)
+            self._prompted = 1
+        ev = self.b.operator.poll()
+        if ev == C.EV_YES or ev == C.EV_NO:
+            self.leak[i] = 1 if ev == C.EV_YES else 0
+            self._event(C.E_LEAK_ANSWER, i, self.leak[i])
+            self._cell_verdict(i)
+            self._leak_cell = i + 1
+            self._prompted = 0
+            if self._leak_cell >= self.n:
+                self._enter(PH_VERDICT)
+                self._compute_verdict()
+                self._enter(PH_DONE)
 
     def _heat_start(self):
         """After the (tare and) m0 weighing: heat_in "air" pre-heats with the chamber closed at
@@ -1047,16 +1038,10 @@ class Controller:
         elif self.soak_total_ms > m["soak_max_total_s"] * 1000:
             self._set_invalid(C.F_SOAK_MAX_TIME)
             self._start_cooldown()
-        elif self.m["early_fail"] == "stop" and self._all_early_fail():
+        elif self.m["early_fail"] == "stop" and self.live.all_failed():
             # one cell's early FAIL does not cut the others' soak: the soak ends early only when
             # every cell has failed early (the cells then get NP_SOAK_CUT at the verdict)
             self._start_cooldown()
-
-    def _all_early_fail(self):
-        for i in range(self.n):
-            if not self.early_fail[i]:
-                return 0
-        return 1
 
     def _start_cooldown(self):
         self.in_spec = 0
@@ -1086,41 +1071,12 @@ class Controller:
             self._vent_t0 = 0
 
     def _live_estimate(self):
-        # In-oven trend: EMA of each channel, zero-drift corrected with the blank run's k and
-        # vacuum offset, as ppm of the m0 net reading. Biased by convection and the cell's own
-        # buoyancy (which makes the cell look heavier under vacuum: the estimate errs low, so an
-        # early FAIL is conservative); it never makes a PASS.
-        lim = self.m["limit_ppm"] + _LIVE_U_PPM
-        dtc = self.lc_temp_c_x100 - self._t_ref_c_x100
-        if dtc > 16000:
-            dtc = 16000
-        elif dtc < -16000:
-            dtc = -16000
-        for i in range(self.n):
-            if not self.valid[i]:
-                continue
-            x = self.raw[i] - self._ref_zero[i]
-            corr = (self._kq16[i] * dtc) >> 16
-            if self.pressure_pa < drift.VAC_PA:
-                corr += self._vacq[i]
-            x -= corr
-            d = self._c0[i] - x           # loss in counts (positive = lighter)
-            if d > 500000:
-                d = 500000
-            elif d < -500000:
-                d = -500000
-            e = self._live_ema[i]
-            e += ((d << 4) - e) >> 5
-            self._live_ema[i] = e
-            ppm = ((e >> 4) * 1000) // self._d_div[i]
-            self.live_ppm[i] = ppm
-            if ppm > lim:
-                self._early_run[i] += 1
-                if self._early_run[i] == _EARLY_FAIL_HOLD_S and not self.early_fail[i]:
-                    self.early_fail[i] = 1
-                    self._event(C.E_EARLY_FAIL, i, ppm)
-            else:
-                self._early_run[i] = 0
+        failed = self.live.update(self.raw, self.valid, self.lc_temp_c_x100 - self._t_ref_c_x100,
+                                  self.pressure_pa < drift.VAC_PA)
+        if failed:
+            for i in range(self.n):
+                if failed & (1 << i):
+                    self._event(C.E_EARLY_FAIL, i, self.live_ppm[i])
 
     # ---------------------------------------------------------------- results
     def _finish_blank(self):

@@ -266,7 +266,7 @@ def load_state(path=STATE_PATH):
     """The snapshot dict, or None (missing or unreadable)."""
     try:
         with open(path) as f:
-            st = json.load(f)
+            st = json.loads(f.read())
     except (OSError, ValueError):
         return None
     if not isinstance(st, dict) or not isinstance(st.get("state"), dict) or not isinstance(st.get("size"), int):

@@ -32,7 +32,7 @@ def _path(d, name):
 def _read(d, name):
     try:
         with open(_path(d, name)) as f:
-            v = json.load(f)
+            v = json.loads(f.read())
     except (OSError, ValueError):
         return None
     return v if isinstance(v, dict) else None

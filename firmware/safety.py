@@ -14,6 +14,7 @@ from codes import (OK, ST_TC_OPEN, ST_TC_SHORT_GND, ST_TC_SHORT_VCC, ST_TC_RANGE
 _TICKS_HALF = const(0x20000000)
 _DT_MAX_MS = const(16384)      # caps one integration step: error * dt stays below 2**29
 _EXCESS_MAX = const(32767)     # c_x100, same reason
+_TEMP_NONE = const(0x3FFFFFFF)  # no reading yet in an off window
 _ERR_LIMIT_MAX = const(500_000)  # c_x100*s: limit * 1000 + one step must stay below 2**30
 
 
@@ -43,11 +44,14 @@ class HeaterGuard:
         reading seen up there beyond max_error -> F_RUNAWAY (heater stuck on). A falling or flat
         temperature above the band (setpoint lowered, natural overshoot) accumulates nothing.
       Inside the band the integral resets.
+    Stuck SSR while disabled (setpoint <= 0): a reading that rises more than off_rise_c_x100 above
+      the lowest of the current and the previous off_window_ms window -> F_RUNAWAY (ambient drifts
+      are 1000x slower); two windows, so detection does not depend on where a boundary falls.
     """
 
     def __init__(self, max_temp_c_x100=13500, min_temp_c_x100=-1000, stale_ms=3000,
                  hysteresis_c_x100=500, max_error_c_x100_s=12000, check_gain_time_ms=60000,
-                 heating_gain_c_x100=200):
+                 heating_gain_c_x100=200, off_rise_c_x100=100, off_window_ms=30000):
         if not (min_temp_c_x100 < max_temp_c_x100 <= 180000 and min_temp_c_x100 >= -30000):
             raise ValueError("temperature limits")
         if not (0 < max_error_c_x100_s <= _ERR_LIMIT_MAX):
@@ -56,6 +60,8 @@ class HeaterGuard:
             raise ValueError("times")
         if hysteresis_c_x100 < 0 or heating_gain_c_x100 <= 0:
             raise ValueError("hysteresis/gain")
+        if not (0 < off_rise_c_x100 <= _EXCESS_MAX and 0 < off_window_ms < _TICKS_HALF):
+            raise ValueError("off_rise_c_x100/off_window_ms")
         self.max_temp_c_x100 = max_temp_c_x100
         self.min_temp_c_x100 = min_temp_c_x100
         self.stale_ms = stale_ms
@@ -64,6 +70,9 @@ class HeaterGuard:
         self.check_gain_time_ms = check_gain_time_ms
         self.heating_gain_c_x100 = heating_gain_c_x100
         self._err_lim = max_error_c_x100_s * 1000   # error integral kept in c_x100 * ms
+        self.off_rise_c_x100 = off_rise_c_x100
+        self.off_window_ms = off_window_ms
+        self._off_ref_ms = 0        # window boundaries run on from construction, not from reset()
         self.reset()
 
     def reset(self):
@@ -80,6 +89,8 @@ class HeaterGuard:
         self._goal = 0
         self._t_goal = 0
         self._starting = 0
+        self._off_min_c_x100 = _TEMP_NONE
+        self._off_prev_c_x100 = _TEMP_NONE
 
     def _arm_gain(self, now_ms, temp_c_x100):
         self._goal = temp_c_x100 + self.heating_gain_c_x100
@@ -127,7 +138,7 @@ class HeaterGuard:
         if sp <= 0:
             # heater disabled: forget the run-away state so that re-enabling starts afresh
             self._sp = 0
-            return F_NONE
+            return self._check_off(now_ms, temp)
         if sp != self._sp:
             # new target: Klipper's "approaching new target"
             self._sp = sp
@@ -172,6 +183,20 @@ class HeaterGuard:
         elif self._starting and temp + self.heating_gain_c_x100 < self._goal:
             # an initial dip (cold load, door) moves the goal down, not the deadline
             self._goal = temp + self.heating_gain_c_x100
+        return F_NONE
+
+    def _check_off(self, now_ms, temp):
+        if temp < self._off_min_c_x100:
+            self._off_min_c_x100 = temp
+        lo = self._off_min_c_x100
+        if self._off_prev_c_x100 < lo:
+            lo = self._off_prev_c_x100
+        if temp - lo > self.off_rise_c_x100:
+            return F_RUNAWAY
+        if ticks_diff(now_ms, self._off_ref_ms) >= self.off_window_ms:
+            self._off_ref_ms = now_ms
+            self._off_prev_c_x100 = self._off_min_c_x100
+            self._off_min_c_x100 = temp
         return F_NONE
 
     def _integrate(self, excess, dt):

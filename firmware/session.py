@@ -532,7 +532,7 @@ def boot():
 
 # loaded for START (the run plan, the calibration store, the audit trail, the method table) and
 # again when the test's header is written; not needed while a stage runs
-PHASE_MODULES = ("calstore", "calib", "audit", "methods", "autotune")
+PHASE_MODULES = ("start", "calstore", "calib", "audit", "methods", "autotune")
 
 
 def release(*names):

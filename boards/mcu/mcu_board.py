@@ -218,10 +218,10 @@ HOST_DRIVEN = False       # Session.run() loops on the board
 
 
 def autostart():
-    # firmware/plan.py: idle screen, wait for START, the plan (boards/README.md)
+    # firmware/start.py: idle screen, wait for START, the plan (boards/README.md)
     import board
-    import plan
-    return plan.autostart(board)
+    import start
+    return start.autostart(board)
 
 
 def link_rx():
@@ -237,5 +237,5 @@ def link_tx():
 def after_run(session):
     # the armed watchdog cannot be stopped: keep the verdict on the display and feed it until
     # the operator presses a button; the reset that follows brings the board back to idle
-    import plan
-    return plan.hold_verdict(session.b)
+    import start
+    return start.hold_verdict(session.b)

@@ -13,6 +13,7 @@ import os
 import app
 import calstore
 import plan as P
+import start as S
 import methods
 import ui
 import runlog
@@ -167,7 +168,7 @@ def calibrate(scn, bench, board, d, say=None):
                                           nominal_cpg=board.counts_per_g, d=d, cal_id="sim-ref",
                                           when=bench.t_ms // 1000)
             try:
-                P.run_procedure(board, proc, None, say or _quiet, _placer(bench, [None] + list(act)))
+                S.run_procedure(board, proc, None, say or _quiet, _placer(bench, [None] + list(act)))
             except calstore.CalError as e:
                 info["span_error"] = str(e)
                 break
@@ -192,7 +193,7 @@ def check(scn, bench, board, cal, d, run):
     if not o["check"]:
         return {"ok": None, "skipped": "scenario calibration.check: false"}
     act = o["check_actual_g"]
-    r = P.check_weight(board, cal, d, _quiet, place=_placer(bench, [None, act]), run=run)
+    r = S.check_weight(board, cal, d, _quiet, place=_placer(bench, [None, act]), run=run)
     for ch in range(bench.n_cells):
         bench.remove_mass(ch)
     return r

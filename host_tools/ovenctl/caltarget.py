@@ -27,12 +27,12 @@ class SimTarget:
     def __init__(self, scn, cal_dir):
         _fw_path()
         import calstore
-        import plan
+        import start
         from sim.model import Bench
         from sim.board import SimBoard
         from sim import runner
         self.CS = calstore
-        self.P = plan
+        self.P = start
         self.runner = runner
         self.scn = scn
         self.d = os.path.abspath(cal_dir)
@@ -87,14 +87,14 @@ class SimTarget:
 
 
 # ---------------------------------------------------------------------------------------- device
-_PRE = ("import json,calstore,plan\n"
+_PRE = ("import json,calstore,plan,start\n"
         "def _r(f):\n"
         " try:\n"
         "  print('@@R',json.dumps({'ok':f()}))\n"
         " except calstore.CalError as e:\n"
         "  print('@@R',json.dumps({'refused':str(e)}))\n")
 _BOARD = ("def _wb(f):\n"
-          " b,c=plan.repl_board()\n"
+          " b,c=start.repl_board()\n"
           " try:\n"
           "  return f(b)\n"
           " finally:\n"

@@ -231,9 +231,10 @@ def check_config(path):
         if p not in sys.path:
             sys.path.append(p)
     import plan
+    import start
     try:
         data = plan.load_config(path)
-        plan.choices(data)
+        start.choices(data)
     except ValueError as e:
         raise DeployError("--config: %s" % e)
     if not data and not os.path.exists(path):

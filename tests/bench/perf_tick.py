@@ -43,7 +43,7 @@ TICK_MS = 1000
 REPEAT = 3
 RUNS = 3            # timed runs of the device configuration; each step's fastest is kept
 PHASES = ("IDLE", "PRECHECK", "TARE", "LOAD", "INITIAL_WEIGH", "PUMPDOWN", "HEATUP", "SOAK", "COOLDOWN",
-          "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED")      # app.PHASE_NAMES
+          "VENT", "FINAL_WEIGH", "LEAK_CHECK", "VERDICT", "DONE", "ABORTED", "PREHEAT")   # codes.PHASE_NAMES
 
 
 def run_perf(name, repeat=REPEAT):

@@ -583,6 +583,44 @@ def test_guard_heater_stuck_on_detected_before_cutoff():
     assert f == F_TEMP_MAX and temp < 136.0, (f, temp)
 
 
+def test_guard_stuck_ssr_while_disabled():
+    # setpoint 0 (heater commanded off) and the SSR welded: the oven heats at full power
+    oven = Oven(temp_c=60.0, seed=43)
+    oven.stuck_on = True
+    f, t, temp = _run_guarded(oven, Pid(*DEFAULT_GAINS), HeaterGuard(), 600, sp=0)
+    assert f == F_RUNAWAY and t <= 90 and temp < 63.0, (f, t, temp)
+    # a hot oven left to cool with the heater off: no fault in 6 h
+    oven = Oven(temp_c=120.0, seed=44)
+    f, t, temp = _run_guarded(oven, Pid(*DEFAULT_GAINS), HeaterGuard(), 6 * 3600, sp=0)
+    assert f == F_NONE and temp < 40.0, (f, t, temp)
+
+
+def test_guard_stuck_ssr_threshold_and_windows():
+    g = HeaterGuard(off_rise_c_x100=100, off_window_ms=30000)
+    assert g.check(0, OK, 5000, 0, 0) == F_NONE
+    assert g.check(1000, OK, 5100, 0, 0) == F_NONE          # exactly the allowed rise
+    assert g.check(2000, OK, 5101, 0, 0) == F_RUNAWAY
+    assert g.check(3000, OK, 5000, 0, 0) == F_RUNAWAY       # latched
+    # the lowest reading of the previous window still counts after a boundary
+    g = HeaterGuard(off_rise_c_x100=100, off_window_ms=30000)
+    for t_s in range(0, 30):
+        assert g.check(t_s * 1000, OK, 5000, 0, 0) == F_NONE
+    assert g.check(30000, OK, 5050, 0, 0) == F_NONE          # a new window starts at 50.50 degC
+    assert g.check(45000, OK, 5080, 0, 0) == F_NONE
+    assert g.check(59000, OK, 5100, 0, 0) == F_NONE
+    assert g.check(61000, OK, 5101, 0, 0) == F_RUNAWAY     # 5000 was in the previous window
+    # a slow ambient drift (0.5 degC in 30 min) never trips it, across many windows
+    g = HeaterGuard()
+    for t_s in range(0, 7200):
+        assert g.check(t_s * 1000, OK, 2500 + t_s * 50 // 1800, 0, 0) == F_NONE, t_s
+    # reset() (the controller turning the heater off) forgets the minimum
+    g = HeaterGuard()
+    g.check(0, OK, 5000, 0, 0)
+    g.reset()
+    assert g.check(1000, OK, 5150, 0, 0) == F_NONE
+    assert g.check(2000, OK, 5251, 0, 0) == F_RUNAWAY
+
+
 def test_guard_gain_check_details():
     g = HeaterGuard(check_gain_time_ms=60000, heating_gain_c_x100=200)
     assert g.check(0, OK, 2300, 12000, 1) == F_NONE
@@ -612,7 +650,8 @@ def test_guard_gain_check_details():
 
 def test_guard_rejects_bad_config():
     for kw in ({"max_error_c_x100_s": 0}, {"max_error_c_x100_s": 10_000_000}, {"stale_ms": 0},
-               {"min_temp_c_x100": 20000}, {"heating_gain_c_x100": 0}):
+               {"min_temp_c_x100": 20000}, {"heating_gain_c_x100": 0}, {"off_rise_c_x100": 0},
+               {"off_window_ms": 0}):
         try:
             HeaterGuard(**kw)
         except ValueError:

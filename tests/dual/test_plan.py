@@ -11,6 +11,7 @@ import app
 import audit
 import codes as C
 import plan
+import start
 
 
 def _dir(name):
@@ -94,7 +95,7 @@ def _autostart(name, cfg, events, fresh=True):
     said = []
     shown = []
     mod = BoardMod(events)
-    p = plan.autostart(mod, config_path=d + "/config.json", blank_path=d + "/calib/blank.json",
+    p = start.autostart(mod, config_path=d + "/config.json", blank_path=d + "/calib/blank.json",
                        say=said.append, show=lambda b, m: shown.append(m["name"]))
     return p, mod.made, said, shown, d
 
@@ -107,7 +108,7 @@ def test_default_config_waits_for_start_then_arms_the_watchdog():
     # the board was built without its watchdog; armed (default 8000 ms) only after START
     assert b.config["wdt_ms"] == 0 and b.wdt_ms == 8000
     # every idle loop fed the watchdog and slept IDLE_SLEEP_MS (never a busy loop)
-    assert b.operator.polls == 4 and b.feeds == 3 and b.sleeps == 3 and b.t_ms == 3 * plan.IDLE_SLEEP_MS
+    assert b.operator.polls == 4 and b.feeds == 3 and b.sleeps == 3 and b.t_ms == 3 * start.IDLE_SLEEP_MS
     assert p.blank_run and p.blank is None and p.n_cells == 2 and p.check_space
     assert p.cells == ["cell-1", "cell-2"] and p.counts_per_g == plan.DEFAULT_COUNTS_PER_G
 
@@ -230,10 +231,10 @@ def test_idle_screen_and_the_display_during_a_run():
     b = _SimLikeBoard()
     b.display = _Panel()
     said = []
-    plan.show_idle(b, plan.choices({})[0], say=said.append)
+    start.show_idle(b, start.choices({})[0], say=said.append)
     assert b.display.shows == 1 and "Press START" in said[0] and "gb-2026" in said[0]
     assert any(b.display.buffer)              # the idle screen was drawn
-    p = plan.Plan(b, {}, plan.choices({})[0], None, d + "/blank.json")
+    p = plan.Plan(b, {}, start.choices({})[0], None, d + "/blank.json")
     c = p.new_controller(app.MODE_TEST, None, None)
     assert c.live_tick is not None
     c.live_tick(c)                            # one control tick: a redraw and pages sent
@@ -272,7 +273,7 @@ def test_hold_verdict_feeds_the_watchdog_until_a_button():
             self.t = t
 
     b = _B()
-    assert plan.hold_verdict(b, sleep_ms=10) == C.EV_START
+    assert start.hold_verdict(b, sleep_ms=10) == C.EV_START
     assert b.feeds == 49 and b.t == 490
 
 
@@ -332,7 +333,7 @@ def test_an_unwritable_trail_never_stops_a_test():
     d = _dir("audro")
     b = _SimLikeBoard()
     said = []
-    p = plan.Plan(b, {}, plan.choices({})[0], None, d + "/calib/blank.json", d + "/config.json", said.append)
+    p = plan.Plan(b, {}, start.choices({})[0], None, d + "/calib/blank.json", d + "/config.json", said.append)
     os.mkdir(d + "/calib")
     os.mkdir(d + "/calib/audit.jsonl")             # a directory where the trail should be
     assert p.audit_check({}, None) == [] and "audit trail" in said[-1]
@@ -375,7 +376,7 @@ def _sim(name, cfg, blank=None, rtc=False):
     if blank is not None:
         plan.save_blank(blank[:board.n_cells], d + "/calib/blank.json")
     said = []
-    p = _SimPlan(bench, board, plan.load_config(d + "/config.json"), plan.choices(cfg)[0],
+    p = _SimPlan(bench, board, plan.load_config(d + "/config.json"), start.choices(cfg)[0],
                  plan.load_blank(board.n_cells, d + "/calib/blank.json"), d, said)
     p.audit_check(cfg, p.blank)                     # what autostart() does at START
     return p, d, said
@@ -480,7 +481,7 @@ def test_a_resumed_run_takes_method_and_calibration_from_its_header():
 
     class BS:
         def resume_plan(self, header):
-            return plan.resume_plan(bm, header, d + "/config.json", d + "/calib/blank.json", said.append)
+            return start.resume_plan(bm, header, d + "/config.json", d + "/calib/blank.json", said.append)
 
     s2 = main.recover(BS(), d + "/runs", lambda: link.RxRing(16), lambda: _tx)
     assert s2 is not None and s2.run_id == s.run_id and bm.made == [{"wdt_ms": 0}]
@@ -497,8 +498,8 @@ def test_a_resumed_run_takes_method_and_calibration_from_its_header():
     assert ("calib.blank", audit.blank_summary(fit2)) in got
     s2.close()
     # a header without a usable method or span: no resume plan
-    assert plan.resume_plan(bm, {"method": "nope"}, d + "/config.json", d + "/calib/blank.json", said.append) is None
-    assert plan.resume_plan(bm, {"method": "gb-2026", "calibration": {}}, d + "/config.json",
+    assert start.resume_plan(bm, {"method": "nope"}, d + "/config.json", d + "/calib/blank.json", said.append) is None
+    assert start.resume_plan(bm, {"method": "gb-2026", "calibration": {}}, d + "/config.json",
                             d + "/calib/blank.json", said.append) is None
 
 
@@ -563,7 +564,7 @@ def _start_sim(name, cfg, script, extra_g=0.0, bad_ch=-1, setup=None, prep=None)
     _write(d + "/config.json", cfg)
     if setup is not None:
         setup(d + "/calib", calstore)
-    p = plan.autostart(Mod(), config_path=d + "/config.json", blank_path=d + "/calib/blank.json",
+    p = start.autostart(Mod(), config_path=d + "/config.json", blank_path=d + "/calib/blank.json",
                        say=tech.say, show=lambda b, m: None)
     return p, Mod.board, tech, d
 
@@ -649,11 +650,11 @@ def test_start_data_from_the_host_sets_operator_cells_and_time():
     d = _dir("startj")
     _write(d + "/start.json", {"operator": "op-7", "cells": ["SN-A", "SN-B"], "host_time_s": 1700000000,
                                "ticks_ms": 0})
-    st = plan.load_start(d + "/start.json", 5000, lambda a, b: a - b)
+    st = start.load_start(d + "/start.json", 5000, lambda a, b: a - b)
     assert st == {"operator": "op-7", "cells": ["SN-A", "SN-B"], "host_time_s": 1700000005, "age_s": 5}
     # written at a later tick than now: the board was reset since, the time is not trusted
-    assert "host_time_s" not in plan.load_start(d + "/start.json", -10, lambda a, b: a - b)
-    assert plan.load_start(d + "/nothing.json", 0, lambda a, b: a - b) == {}
+    assert "host_time_s" not in start.load_start(d + "/start.json", -10, lambda a, b: a - b)
+    assert start.load_start(d + "/nothing.json", 0, lambda a, b: a - b) == {}
 
 
 def test_host_start_data_goes_into_the_records_at_start():
@@ -675,7 +676,7 @@ def test_host_start_data_goes_into_the_records_at_start():
             b = SimBoard(bench)
             b.operator = Op([C.EV_START])
             return b
-    p = plan.autostart(Mod(), config_path=d + "/config.json", blank_path=d + "/calib/blank.json",
+    p = start.autostart(Mod(), config_path=d + "/config.json", blank_path=d + "/calib/blank.json",
                        say=lambda m: None, show=lambda b, m: None)
     assert p is not None and "start.json" not in os.listdir(d)        # consumed at START
     bench.advance(3600000)                                              # a blank run later

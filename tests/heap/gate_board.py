@@ -1,5 +1,5 @@
 # The heap gate's board module (deployed in the guest as /lib/gate_board.mpy): what
-# boards/<board>/board.py is to plan.autostart(board_mod) -- DEFAULTS and make_board() -- for the
+# boards/<board>/board.py is to start.autostart(board_mod) -- DEFAULTS and make_board() -- for the
 # simulated bench. The board is the simulated bench's SimBoard (built by the gate before main.py
 # runs, so that its heap can be measured apart: tests/heap/README.md) with what a real board adds:
 # an SSD1306 display (a stand-in with the micropython-lib driver's RAM: its 1 KB framebuffer and

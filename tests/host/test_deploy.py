@@ -426,6 +426,7 @@ import board_select
 board_select.outputs_off()
 out = {"off": [e[1:] for e in LOG]}
 import plan
+import start
 import board as B
 
 
@@ -452,7 +453,7 @@ def show(b, m):
 
 
 del LOG[:]
-p = plan.autostart(Mod(False), config_path="/none.json", blank_path="/none/blank.json", show=show)
+p = start.autostart(Mod(False), config_path="/none.json", blank_path="/none/blank.json", show=show)
 out["plan"] = [p.method["name"], p.n_cells, p.board.name, p.blank, p.blank_run]
 out["wdt"] = [e for e in LOG if e[0] == "wdt"]
 h = p.header("%(board)s-0001", None)
@@ -460,7 +461,7 @@ out["header"] = [h["board"], h["run_id"], h["calibration"]["counts_per_g"]]
 p.board.deinit()
 del LOG[:]
 said = []
-out["intr"] = plan.autostart(Mod(True), config_path="/none.json", show=show, say=said.append)
+out["intr"] = start.autostart(Mod(True), config_path="/none.json", show=show, say=said.append)
 out["intr_log"] = [e[0] for e in LOG if e[0] in ("wdt", "timer_deinit")]
 out["said"] = said
 out["api"] = [callable(board_select.link_rx), callable(board_select.link_tx), board_select.HOST_DRIVEN]

@@ -69,6 +69,8 @@ def test_a_heap_that_is_too_small_fails(pico_gate):
     assert r["memory_error"] or r["trap"] is not None
 
 
+@pytest.mark.e2e
+@pytest.mark.slow
 def test_pico_fits_192kb(pico_gate):
     r = pico_gate.passes(PICO_LIMIT_KB)
     assert r["ok"], "the Pico configuration needs more than %d KB: %s" % (PICO_LIMIT_KB, r["why"])

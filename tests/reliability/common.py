@@ -60,7 +60,7 @@ class ResumePlan:
         self.board = SimBoard(bench, rtc=rtc, wdt_ms=wdt_ms)
         self.method = methods.validate(header["method"])
         self.n_cells = bench.n_cells
-        # as plan.resume_plan does: the calibration the run started with, from its log header
+        # as start.resume_plan does: the calibration the run started with, from its log header
         self.cal = header.get("cal")
 
     def new_controller(self, mode, blank_fit, log):

@@ -13,7 +13,7 @@ B. The run protocol: random and malformed bytes and requests fed to the device's
    (in-process main.Session, link.RxRing) throughout accelerated runs; every record after the
    log's header must equal the undisturbed run's (so verdict, loss and phases are unchanged).
 C. Configuration: invalid methods (methods.validate), scenarios (ovenctl.scenario.normalize)
-   and /config.json files (plan.load_config + plan.choices), each with one known defect: it must
+   and /config.json files (plan.load_config + start.choices), each with one known defect: it must
    be rejected with an error that names the field; valid ones must be accepted.
 """
 import contextlib
