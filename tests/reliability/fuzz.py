@@ -789,6 +789,7 @@ def _bad_config(rng):
 
 def config_fuzz(n=20000, seed=13):
     import plan as P
+    import start as S
     from ovenctl.scenario import ScenarioError, normalize
     rng = random.Random(seed)
     stats = {"config_cases": 0, "config_not_rejected": 0, "config_field_not_named": 0, "config_crashes": 0,
@@ -821,7 +822,7 @@ def config_fuzz(n=20000, seed=13):
                     with open(path, "w") as f:
                         json.dump(cfg, f)
                     try:
-                        P.choices(P.load_config(path))
+                        S.choices(P.load_config(path))
                         err = None
                     except ValueError as e:          # plan.ConfigError, methods.MethodError
                         err = e
