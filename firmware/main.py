@@ -22,7 +22,7 @@ if board_select is not None:
 
 
 # the firmware proper, precompiled (session.py): main.Session, main.recover, main.main for tools
-from session import Session, recover, main   # noqa: E402,F401
+from oven.run.session import Session, recover, main   # noqa: E402,F401
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@
 #     make -C ports/rp2 BOARD=RPI_PICO FROZEN_MANIFEST=/path/to/my-manifest.py
 #     make -C ports/esp32 BOARD=ESP32_GENERIC FROZEN_MANIFEST=/path/to/my-manifest.py
 #
-# Frozen: every firmware module (as `ovenctl deploy` puts them in /lib: flat, top-level names),
+# Frozen: the firmware package `oven` (as `ovenctl deploy` puts it in /lib/oven),
 # the board's board.py, pins.py and board_select.py with the shared boards/mcu/mcu_board.py, and
 # micropython-lib's SSD1306 driver
 # (require("ssd1306"), the dependency firmware/package.json declares for `mip`).
@@ -19,8 +19,7 @@
 # deploy the modules to /lib, they would be ignored.
 #
 # pyright: reportUndefinedVariable=false
-# (options, module, require are provided by the manifest interpreter)
-import os
+# (options, module, package, require are provided by the manifest interpreter)
 
 options.defaults(board="pico")
 
@@ -28,11 +27,8 @@ _BOARD_DIRS = {"pico": "../boards/pico", "esp32": "../boards/esp32"}
 if options.board not in _BOARD_DIRS:
     raise ValueError("firmware/manifest.py: board=%r: use one of %s" % (options.board, sorted(_BOARD_DIRS)))
 
-# the firmware modules: every .py here but main.py and this file (the manifest runs in its own
-# directory, see include())
-for _f in sorted(os.listdir(".")):
-    if _f.endswith(".py") and _f not in ("main.py", "manifest.py"):
-        module(_f)
+# the firmware package (the manifest runs in its own directory, see include())
+package("oven")
 
 for _f in ("board.py", "pins.py", "board_select.py"):
     module(_f, base_path=_BOARD_DIRS[options.board])

@@ -72,10 +72,20 @@ def wasm_path():
 _ENGINE = {}
 
 
+def _release_engine():
+    # at exit, before the interpreter tears wasmtime's modules down: freed later, the engine's and
+    # the stores' finalizers find wasmtime's functions gone ("Exception ignored ... TypeError")
+    import gc
+    _ENGINE.clear()
+    gc.collect()
+
+
 def _engine_module():
     # compiling the 370 kB module takes ~1 s: once per process
     import wasmtime
     if "m" not in _ENGINE:
+        import atexit
+        atexit.register(_release_engine)
         cfg = wasmtime.Config()
         cfg.wasm_exceptions = True          # the artifact is built with exnref exceptions
         cfg.epoch_interruption = True       # wall-clock limit
@@ -180,4 +190,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    rc = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # not sys.exit(): wasmtime's WASI I/O thread (tokio) can panic while the interpreter shuts down,
+    # printing a Rust backtrace after a clean run; nothing is left to clean up here
+    os._exit(rc)
