@@ -26,7 +26,7 @@
 import time
 from micropython import const
 from machine import Pin, SPI, I2C, ADC, WDT, Timer, disable_irq, enable_irq
-import codes as C
+from oven.core import codes as C
 
 _SLEEP_MAX_MS = const(100)      # wait_until_ms() sleeps in slices of at most this
 
@@ -68,9 +68,9 @@ class Board:
     WDT_MAX_MS = 0          # every subclass sets name, TIMER_ID and WDT_MAX_MS
 
     def __init__(self, pins, defaults, config=None):
-        from outputs import Relay, HeaterSSR, Outputs
-        from inputs import Operator
-        from pressure import PressureTransducer
+        from oven.drivers.outputs import Relay, HeaterSSR, Outputs
+        from oven.drivers.inputs import Operator
+        from oven.drivers.pressure import PressureTransducer
         self._pins = pins
         self._g = {n: g for n, g, _ in pins.PINS}
         cfg = dict(defaults)
@@ -92,12 +92,12 @@ class Board:
         self.i2c = I2C(pins.I2C_ID, sda=Pin(g["i2c_sda"]), scl=Pin(g["i2c_scl"]), freq=cfg["i2c_freq"])
         # only the configured drivers are imported: each costs heap (docs/FIT.md)
         if cfg["loadcell"] == "nau7802":
-            from nau7802 import NAU7802
+            from oven.drivers.nau7802 import NAU7802
             lc = NAU7802(self.i2c, ticks_ms=time.ticks_ms, ticks_diff=time.ticks_diff)
             lc.begin()
             self.loadcells = [lc]
         else:
-            from hx711 import HX711
+            from oven.drivers.hx711 import HX711
             self.loadcells = [HX711(self._in("lc%d_dout" % i), self._out("lc%d_sck" % i), gain=cfg["hx711_gain"],
                                     ticks_us=time.ticks_us, ticks_diff=time.ticks_diff,
                                     disable_irq=disable_irq, enable_irq=enable_irq)
@@ -148,9 +148,9 @@ class Board:
         cs = self._out(cs_name)
         cs.value(1)
         if kind == "max31856":
-            from max31856 import MAX31856
+            from oven.drivers.max31856 import MAX31856
             return MAX31856(self.spi, cs, ticks_ms=time.ticks_ms, ticks_diff=time.ticks_diff)
-        from max31855 import MAX31855
+        from oven.drivers.max31855 import MAX31855
         return MAX31855(self.spi, cs)
 
     def _tick(self, t):
@@ -201,7 +201,7 @@ class Board:
 
     def wdt_start(self, wdt_ms):
         """Arm the hardware watchdog now (make_board arms it when config wdt_ms is not 0;
-        firmware/plan.py builds the board with wdt_ms 0 and arms it when a test starts, so that an
+        firmware/oven/run/plan.py builds the board with wdt_ms 0 and arms it when a test starts, so that an
         idle board at the REPL does not reset under mpremote). It cannot be stopped afterwards."""
         if self._wdt is None and wdt_ms:
             self._wdt = WDT(timeout=min(wdt_ms, self.WDT_MAX_MS))
@@ -218,24 +218,24 @@ HOST_DRIVEN = False       # Session.run() loops on the board
 
 
 def autostart():
-    # firmware/start.py: idle screen, wait for START, the plan (boards/README.md)
+    # firmware/oven/run/start.py: idle screen, wait for START, the plan (boards/README.md)
     import board
-    import start
+    from oven.run import start
     return start.autostart(board)
 
 
 def link_rx():
-    import link
+    from oven import link
     return link.StdinIO()
 
 
 def link_tx():
-    import link
+    from oven import link
     return link.stdout_tx()
 
 
 def after_run(session):
     # the armed watchdog cannot be stopped: keep the verdict on the display and feed it until
     # the operator presses a button; the reset that follows brings the board back to idle
-    import start
+    from oven.run import start
     return start.hold_verdict(session.b)

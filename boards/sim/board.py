@@ -1,9 +1,9 @@
 # The simulated bench as a board object (docs/BOARD_API.md): the firmware's real drivers
 # (MAX31855 decoding, pressure transducer conversion) read the physical model's signals, and
 # time is the model's clock, advanced by wait_until_ms() without sleeping.
-import codes as C
-from max31855 import MAX31855
-from pressure import PressureTransducer
+from oven.core import codes as C
+from oven.drivers.max31855 import MAX31855
+from oven.drivers.pressure import PressureTransducer
 from sim import model as M
 
 PR_LOAD = C.PR_LOAD

@@ -2,7 +2,7 @@
 # with the scenario's faults injected. Runs in the MicroPython VM (`ovenctl sim`) and in CPython
 # (the wide test sweeps); the firmware code is the same in both.
 #
-# Calibration (firmware/calstore.py, the same procedures as the device's buttons and ovenctl):
+# Calibration (firmware/oven/store/calstore.py, the same procedures as the device's buttons and ovenctl):
 # each simulated run starts with an empty calibration store (a scratch /calib of its own); the
 # simulated technician calibrates the span of every channel once (scenario "calibration": the
 # reference masses, and what is really put on the pan), stores the check weight, and runs the
@@ -10,15 +10,15 @@
 # the default span; a check weight out of tolerance: the run does not start ("NOT_STARTED").
 import os
 
-import app
-import calstore
-import plan as P
-import start as S
-import methods
-import ui
-import runlog
-import codes as C
-import verdict as V
+from oven.run import app
+from oven.store import calstore
+from oven.run import plan as P
+from oven.run import start as S
+from oven.core import methods
+from oven.ui import texts as ui
+from oven.store import runlog
+from oven.core import codes as C
+from oven.core import verdict as V
 from sim.model import Bench
 from sim.board import SimBoard
 
@@ -280,7 +280,7 @@ def run_scenario(scn, progress_s=0, want_log=False, emit=None, blank_fit=None, s
     tracker = _Tracker(bench, board, faults, progress_s, emit)
     c.live_tick = tracker
     if screens:
-        import display          # framebuf: built into MicroPython; tests/shim in CPython
+        from oven.ui import display          # framebuf: built into MicroPython; tests/shim in CPython
         board.display = display.MemDisplay()
         tracker.capture = display.Capture(board.display, method)
     board.safe_calls = []

@@ -8,7 +8,7 @@
 # firmware polls once per control tick.
 import binascii
 
-import link
+from oven import link
 
 HOST_DRIVEN = True
 host_session = None            # main.Session of the running test, set by main.py
@@ -46,7 +46,7 @@ class SimPlan:
     check_space = True
 
     def __init__(self, scn):
-        import methods
+        from oven.core import methods
         from sim.model import Bench
         from sim.board import SimBoard
         self.scn = scn
@@ -59,7 +59,7 @@ class SimPlan:
         self.run_id = None
         # the calibration steps of sim.runner.run_scenario, in the same order on the same bench:
         # span, check weight before the blank run (here) and before the test (header())
-        import calstore
+        from oven.store import calstore
         from sim import runner
         self.cal_dir = runner.cal_dir_for(scn)
         runner.calibrate(scn, self.bench, self.board, self.cal_dir)
@@ -69,7 +69,7 @@ class SimPlan:
             self.check_result = runner.check(scn, self.bench, self.board, self.cal, self.cal_dir, None)
 
     def new_controller(self, mode, blank_fit, log):
-        import app
+        from oven.run import app
         from sim.runner import _Tracker
         bench = self.bench
         board = self.board
@@ -95,8 +95,8 @@ class SimPlan:
         return c
 
     def header(self, run_id, blank_fit):
-        import app
-        import calstore
+        from oven.run import app
+        from oven.store import calstore
         from sim import runner
         if self.blank_run:
             runner.cool_down(self.bench)        # as run_scenario: the oven back at ambient after the blank run

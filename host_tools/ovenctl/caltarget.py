@@ -1,5 +1,5 @@
 """Where `ovenctl calibrate` and `ovenctl autotune` run the firmware's calibration procedures
-(firmware/calstore.py): the simulated bench in CPython (--sim SCENARIO; the store is a host
+(firmware/oven/store/calstore.py): the simulated bench in CPython (--sim SCENARIO; the store is a host
 directory standing for the device's /calib), or a device on a serial port (--port; the idle
 device's raw REPL, as `ovenctl deploy` uses it). Both run the same firmware code; on a device the
 operator at the terminal is asked to put each mass on the pan, on the simulated bench the
@@ -26,8 +26,8 @@ def _fw_path():
 class SimTarget:
     def __init__(self, scn, cal_dir):
         _fw_path()
-        import calstore
-        import start
+        from oven.store import calstore
+        from oven.run import start
         from sim.model import Bench
         from sim.board import SimBoard
         from sim import runner
@@ -87,7 +87,7 @@ class SimTarget:
 
 
 # ---------------------------------------------------------------------------------------- device
-_PRE = ("import json,calstore,plan,start\n"
+_PRE = ("import json\nfrom oven.store import calstore\nfrom oven.run import plan, start\n"
         "def _r(f):\n"
         " try:\n"
         "  print('@@R',json.dumps({'ok':f()}))\n"

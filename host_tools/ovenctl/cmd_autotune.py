@@ -10,7 +10,7 @@ from ovenctl.errors import UserError
 
 def add_parser(sub):
     p = sub.add_parser("autotune", help="autotune the heater PID on the oven (relay method), store the gains",
-                       description="Runs firmware/autotune.py's relay autotune (Astrom-Hagglund, Tyreus-Luyben "
+                       description="Runs firmware/oven/control/autotune.py's relay autotune (Astrom-Hagglund, Tyreus-Luyben "
                                    "gains) on the device on PORT (idle; the oven empty and closed: it heats to the "
                                    "setpoint and oscillates around it, up to 3 h) or on the simulated oven (--sim). "
                                    "The heater safety checks (over-temperature, runaway, heating gain, sensor "

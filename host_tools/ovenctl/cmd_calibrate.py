@@ -1,7 +1,7 @@
 """`ovenctl calibrate`: the calibration store of the device (/calib) or of the simulated bench:
 span from reference masses, check weight (set it, or run the test), thermocouple offsets, the load
 cells' datasheet figures, equipment IDs, and show. Every change is made by the firmware's own code
-(firmware/calstore.py) and goes to the device's audit trail; a refused calibration stores nothing."""
+(firmware/oven/store/calstore.py) and goes to the device's audit trail; a refused calibration stores nothing."""
 import json
 import sys
 import time
@@ -27,7 +27,7 @@ def _common(p):
 
 def add_parser(sub):
     p = sub.add_parser("calibrate", help="calibrate: span, check weight, thermocouple offsets, datasheet, equipment; show",
-                       description="Runs the firmware's calibration procedures (firmware/calstore.py) on the device "
+                       description="Runs the firmware's calibration procedures (firmware/oven/store/calstore.py) on the device "
                                    "on PORT (idle, at the REPL) or on the simulated bench (--sim). What the device's "
                                    "buttons reach: the check-weight test and the span calibration with the reference "
                                    "masses of /config.json (YES at the idle screen); everything else is set from here.")

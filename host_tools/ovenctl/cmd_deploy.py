@@ -26,7 +26,7 @@ def add_parser(sub):
     p.add_argument("--no-compile", action="store_true", help="copy the .py sources instead of compiled .mpy files")
     p.add_argument("--config", metavar="FILE",
                    help="also write FILE as /config.json (method, board settings, blank_run, counts_per_g, cells: "
-                        "see firmware/plan.py); checked before anything is copied")
+                        "see firmware/oven/run/plan.py); checked before anything is copied")
     p.add_argument("--index", metavar="URL|DIR",
                    help="mip package index for the dependencies (default micropython-lib's "
                         "https://micropython.org/pi/v2; a local directory with the same layout works offline)")

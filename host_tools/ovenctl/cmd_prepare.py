@@ -1,7 +1,7 @@
 """`ovenctl prepare`: the records of the next test, entered from the host before START: operator
 ID, cell serial numbers and the host's date and time (for a board without a clock). Written to the
 idle device as /start.json, which the firmware reads and removes at the next START
-(firmware/plan.py load_start); the log header's "records" say where each came from."""
+(firmware/oven/run/plan.py load_start); the log header's "records" say where each came from."""
 import json
 import time
 

@@ -214,7 +214,7 @@ def build(log, path, rated=None, key=None):
             "overall": _vname(dev.get("verdict")) if dev else None}
 
 
-# ---------------------------------------------------------------- records (header "records" and "cal", firmware/plan.py)
+# ---------------------------------------------------------------- records (header "records" and "cal", firmware/oven/run/plan.py)
 RECORDS_NOT_RECORDED = "not recorded by this firmware (a log from before the records)"
 
 
@@ -321,7 +321,7 @@ def records_rows(hdr):
     return rows
 
 
-# ---------------------------------------------------------------- audit trail (header "audit", firmware/audit.py)
+# ---------------------------------------------------------------- audit trail (header "audit", firmware/oven/store/audit.py)
 AUDIT_NOT_RECORDED = "not recorded by this firmware"
 AUDIT_NONE = "no changes recorded"
 

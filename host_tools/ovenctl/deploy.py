@@ -1,7 +1,7 @@
 """Deploy the firmware to a board (`ovenctl deploy`, `make flash`).
 
-Device layout (docs/PROTOCOL.md §9): every firmware module in /lib (compiled .mpy, or .py with
---no-compile), the board's files flat in /lib next to them (pico/esp32: board, pins,
+Device layout (docs/PROTOCOL.md §9): the firmware package in /lib/oven (compiled .mpy, or .py with
+--no-compile), the board's files flat in /lib (pico/esp32: board, pins,
 board_select and the shared boards/mcu/mcu_board; sim: the `sim` package in /lib/sim and boards/sim/vdev.py as board_select),
 /main.py as source (MicroPython runs main.py only from source), the mip dependencies
 (firmware/package.json "deps": the SSD1306 driver) in /lib, /config.json only with --config, and
@@ -49,7 +49,6 @@ from ovenctl.vmrun import ROOT
 
 FIRMWARE = os.path.join(ROOT, "firmware")
 PACKAGE_JSON = os.path.join(FIRMWARE, "package.json")
-NOT_MODULES = ("main.py", "manifest.py")     # main.py goes to / as source; manifest.py is for builds
 DEPLOY_JSON = "/deploy.json"
 ROMFS_IMAGE = "firmware.romfs"
 ROMFS_KEEP = ("/lib/board_select",)       # on the filesystem even with --romfs: the board's boot hook
@@ -96,8 +95,17 @@ def tool(name):
 
 
 def firmware_modules():
-    return sorted(os.path.basename(p) for p in glob.glob(os.path.join(FIRMWARE, "*.py"))
-                  if os.path.basename(p) not in NOT_MODULES)
+    """The firmware package's files, relative to firmware/ ("oven/__init__.py", "oven/core/codes.py", ...)."""
+    return sorted(os.path.relpath(p, FIRMWARE).replace(os.sep, "/")
+                  for p in glob.glob(os.path.join(FIRMWARE, "oven", "**", "*.py"), recursive=True))
+
+
+def legacy_flat():
+    """Device paths of the firmware modules as deploys before the `oven` package put them, flat in
+    /lib (/lib/app.mpy, /lib/ui.py, ...): removed at every deploy, so that no old copy stays
+    importable next to the package."""
+    names = {os.path.basename(m)[:-3] for m in firmware_modules()} - {"__init__", "texts"} | {"ui"}
+    return {"/lib/%s%s" % (n, ext) for n in names for ext in (".py", ".mpy")}
 
 
 def package_deps(path=PACKAGE_JSON):
@@ -108,7 +116,7 @@ def package_deps(path=PACKAGE_JSON):
 
 
 def fw_version():
-    with open(os.path.join(FIRMWARE, "app.py")) as f:
+    with open(os.path.join(FIRMWARE, "oven", "run", "app.py")) as f:
         for line in f:
             if line.startswith("FW_VERSION"):
                 return line.split("=", 1)[1].strip().strip("\"'")
@@ -157,7 +165,8 @@ def stage(board, compile_mpy=True, config=None, out_dir=None, romfs=False):
             local = os.path.join(out_dir, dest.lstrip("/") + ".mpy")
             os.makedirs(os.path.dirname(local), exist_ok=True)
             # -s: the name tracebacks show on the device (not this machine's path)
-            p = subprocess.run([mpy_cross, "-s", os.path.basename(src), "-o", local, path],
+            p = subprocess.run([mpy_cross, "-s", src[len("firmware/"):] if src.startswith("firmware/")
+                                else os.path.basename(src), "-o", local, path],
                                capture_output=True, text=True)
             if p.returncode != 0:
                 raise DeployError("mpy-cross cannot compile %s: %s" % (src, (p.stderr or p.stdout).strip()))
@@ -225,13 +234,13 @@ def build_romfs(mpy_files, out_dir):
 
 
 def check_config(path):
-    """Load and check a /config.json for the device with the firmware's own code (firmware/plan.py
+    """Load and check a /config.json for the device with the firmware's own code (firmware/oven/run/plan.py
     and methods.py under CPython). Returns {"path", "data"}; DeployError names the problem."""
     for p in (FIRMWARE, os.path.join(ROOT, "tests", "shim")):     # micropython.const shim
         if p not in sys.path:
             sys.path.append(p)
-    import plan
-    import start
+    from oven.run import plan
+    from oven.run import start
     try:
         data = plan.load_config(path)
         start.choices(data)
@@ -529,8 +538,8 @@ def empty_romfs(out_dir):
 
 def clean(port_path, staged, previous):
     """Create the directories; remove files that would shadow the new ones (x.py next to x.mpy
-    is imported first; with a ROMFS, /lib copies of the modules in it) and files of the previous
-    deploy that this one does not have."""
+    is imported first; with a ROMFS, /lib copies of the modules in it), the flat modules of the
+    layout before the `oven` package, and files of the previous deploy that this one does not have."""
     new = {f["dest"] for f in staged["files"]}
     rm = set()
     for f in (staged.get("romfs") or {}).get("files", ()):
@@ -541,6 +550,7 @@ def clean(port_path, staged, previous):
             rm.add(d[:-4] + ".py")
         elif d.endswith(".py") and d.startswith("/lib/"):
             rm.add(d[:-3] + ".mpy")
+    rm |= legacy_flat()
     if previous and isinstance(previous.get("files"), dict):
         rm |= {p for p in previous["files"] if p not in new and p not in ("/main.py", "/config.json")}
     rm -= new
@@ -672,7 +682,8 @@ def _deploy(staged, board, port_path, compile_mpy, deps, index, reset, force, lo
     warnings = check_device(board, info, staged, compile_mpy, force) + check_heap(board, heap, force)
     # a ROMFS that holds firmware modules (an earlier --romfs deploy) would shadow the new /lib ones
     ours = {os.path.basename(f["dest"]) for f in staged["files"]} | \
-        {os.path.basename(d) + ext for _, d in sources(board) for ext in (".mpy", ".py")}
+        {os.path.basename(d) + ext for _, d in sources(board) for ext in (".mpy", ".py")} | \
+        {d.split("/")[2] for _, d in sources(board) if d.count("/") > 2}     # the firmware package's folder
     stale_rom = not rom and bool(ours & set(info.get("rom_lib") or ()))
     rom_q = None
     if rom or stale_rom:

@@ -14,7 +14,7 @@ KEY_BYTES = 32
 
 
 def key_id(key):
-    """Same as firmware/seal.py key_id: 16 hex digits naming the key."""
+    """Same as firmware/oven/store/seal.py key_id: 16 hex digits naming the key."""
     return hashlib.sha256(b"oven-key-id:" + bytes(key)).hexdigest()[:16]
 
 

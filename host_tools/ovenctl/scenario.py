@@ -195,7 +195,7 @@ def _join(path, key):
     return key if not path else path + "." + key
 
 
-# ---- calibration on the simulated bench (H4: boards/sim/runner.py, firmware/calstore.py) --------
+# ---- calibration on the simulated bench (H4: boards/sim/runner.py, firmware/oven/store/calstore.py) --------
 # The simulated technician calibrates the span of each channel with reference masses (once per
 # run: every simulated run starts with an empty calibration store) and runs the check-weight test
 # before the blank run and before the test. *_actual_g: what really goes on the pan instead of the

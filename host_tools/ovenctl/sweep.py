@@ -52,7 +52,7 @@ class BlankCache:
     def get(self, scn):
         key = (scn["seed"], repr(scn["load_cell"]), repr(scn["oven"]), len(scn["cells"]), repr(scn["vacuum"]))
         if key not in self._fits:
-            import methods
+            from oven.core import methods
             from sim.model import Bench
             from sim.board import SimBoard
             s = copy.deepcopy(scn)
@@ -160,7 +160,7 @@ def _cell_density_g_cm3(mass_g):
 
 def decision_scenarios(methods_=DECISION_METHODS, masses=DECISION_MASSES, seed0=500):
     """One scenario per run, each with its cells' intended method loss (ppm) for the report."""
-    import methods as M
+    from oven.core import methods as M
     from sim.model import Bench
     out = []
     k = 0
@@ -192,7 +192,7 @@ def decision_sweep(scenarios=None, verify=True):
     `ovenctl verify` (verify_disagreements counts the logs it did not accept)."""
     from ovenctl.logfile import read_log
     from ovenctl.verify import verify_log
-    import methods as M
+    from oven.core import methods as M
     rows = []
     vdis = 0
     for s in scenarios if scenarios is not None else decision_scenarios():

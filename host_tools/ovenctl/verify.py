@@ -51,7 +51,7 @@ NO_PASS_TEXT = {"CHAMBER_TIMED": "soak timed on the chamber thermocouple", "NO_B
                 "LC_TEMP": "m1 weighed outside the load-cell temperature band", "SOAK_CUT": "the soak was cut short",
                 "NO_CHECK": "no check-weight history (repeatability unknown)"}
 DERIVED_NO_PASS = ("NO_BLANK", "BLANK_FAILED", "BLANK_OLD", "ZERO_RETURN", "SOAK_CUT", "NO_CHECK")
-# power-cut recovery (firmware/recovery.py): the INTERRUPTED event's b, and the method's defaults
+# power-cut recovery (firmware/oven/run/recovery.py): the INTERRUPTED event's b, and the method's defaults
 REASON_NAMES = ("RESUME", "NO_CLOCK", "NOT_SOAK", "OUTAGE", "OUT_OF_SPEC", "ENDED", "NO_PLAN",
                 "MAX_RESUMES", "DAMAGED", "NOT_LATEST")
 R_NO_CLOCK, R_NOT_SOAK, R_OUTAGE, R_OUT_OF_SPEC, R_ENDED, R_NO_PLAN, R_MAX_RESUMES = 1, 2, 3, 4, 5, 6, 7

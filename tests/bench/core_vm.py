@@ -6,7 +6,7 @@ import time
 import micropython
 from array import array
 
-import weigh
+from oven.core import weigh
 
 N_SAMPLES = 200000
 

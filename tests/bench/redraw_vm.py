@@ -4,7 +4,7 @@
 # redraw budget on a board is REDRAW_MS (docs/TARGET_TIME.md measures the tick on an RP2040).
 # Prints @@BENCH key value lines.
 import time
-import display
+from oven.ui import display
 import test_display as T
 
 c = T.controller(2, 7)

@@ -2,11 +2,11 @@
 # and in the MicroPython VM, and tests/host/test_vm_corpus.py compares the two outputs bit for bit.
 from array import array
 
-import fixedpt
-import methods
-import verdict
-import weigh
-import budget
+from oven.core import fixedpt
+from oven.core import methods
+from oven.core import verdict
+from oven.core import weigh
+from oven.core import budget
 
 
 def run_cases(cases):

@@ -3,10 +3,10 @@
 # which allocate on MicroPython, so it cannot serve here.
 from array import array
 
-import app
-import codes as C
-import methods
-import runlog
+from oven.run import app
+from oven.core import codes as C
+from oven.core import methods
+from oven.store import runlog
 
 
 class _Spi:
@@ -97,8 +97,8 @@ class FakeBoard:
     n_cells = 2
 
     def __init__(self, probe=False):
-        from max31855 import MAX31855
-        from pressure import PressureTransducer
+        from oven.drivers.max31855 import MAX31855
+        from oven.drivers.pressure import PressureTransducer
         self.spi = _Spi()
         self.spi.set_c(11975)
         self.tc = MAX31855(self.spi, _Pin())
@@ -360,7 +360,7 @@ def _sealed_run(ticks, housekeep=True):
 
 def test_sealed_log_tick_allocates_nothing_and_every_record_is_sealed():
     import io
-    import recovery as R
+    from oven.run import recovery as R
     c, log, f, ok = _sealed_run(1200)
     assert ok                                   # each control tick ran under heap_lock
     assert log.unsealed_bytes == 0
@@ -378,7 +378,7 @@ def test_sealed_log_tick_allocates_nothing_and_every_record_is_sealed():
 
 def test_sealed_log_detects_a_changed_record_at_recovery():
     import io
-    import recovery as R
+    from oven.run import recovery as R
     c, log, f, ok = _sealed_run(300)
     assert ok
     c.abort()
@@ -406,7 +406,7 @@ def test_no_housekeeping_leaves_the_log_unsealed_but_the_run_unharmed():
 
 
 def test_chain_matches_hmac_sha256():
-    import seal
+    from oven.store import seal
     ch = seal.Chain(_KEY)
     c1 = ch.record(b"abc" * 50)
     c2 = ch.record(b"\xa5\x5a")

@@ -1,4 +1,4 @@
-# firmware/audit.py, the audit trail of calibration and configuration changes, under CPython and
+# firmware/oven/store/audit.py, the audit trail of calibration and configuration changes, under CPython and
 # in the MicroPython VM: detection against the snapshot, the firmware's own entries, corrupt and
 # torn lines kept and reported, a lost or stale snapshot repaired from the trail, a truncated
 # trail reported, the run header's slice (last N, line numbers, since the previous run), the
@@ -8,7 +8,7 @@ import os
 
 import fsutil
 
-import audit
+from oven.store import audit
 
 
 def _dir(name):

@@ -1,4 +1,4 @@
-# firmware/calstore.py on the simulated bench, under CPython and in the MicroPython VM: span
+# firmware/oven/store/calstore.py on the simulated bench, under CPython and in the MicroPython VM: span
 # calibration from reference masses, the check-weight test, thermocouple offsets, the autotune;
 # a refused calibration changes no stored byte; every change is in the audit trail.
 import json
@@ -6,8 +6,8 @@ import os
 
 import fsutil
 
-import audit
-import calstore as CS
+from oven.store import audit
+from oven.store import calstore as CS
 from sim.model import Bench
 from sim.board import SimBoard
 
@@ -288,5 +288,5 @@ def test_default_cal_shape():
     assert cal["channels"][0]["counts_per_g"] == 4194 and cal["check"] is None
     assert CS.load(2, 4194, _dir("empty")) == cal
     assert json.loads(json.dumps(cal)) == cal
-    import app
+    from oven.run import app
     assert app._default_cal(2, 4194) == cal      # the controller's fallback is the same calibration

@@ -4,16 +4,16 @@
 import math
 import sys
 
-from codes import (OK, ST_NOT_READY, ST_TC_OPEN, ST_TC_SHORT_GND, ST_TC_SHORT_VCC, ST_TC_RANGE,
+from oven.core.codes import (OK, ST_NOT_READY, ST_TC_OPEN, ST_TC_SHORT_GND, ST_TC_SHORT_VCC, ST_TC_RANGE,
                    ST_P_RANGE, ST_NO_DEVICE, ST_TIMEOUT, ST_LC_RAIL,
                    F_NONE, F_TEMP_MAX, F_TEMP_MIN, F_TC_OPEN, F_TC_SHORT, F_TC_STALE,
                    F_HEAT_GAIN, F_RUNAWAY, F_VACUUM_LOST, F_P_SENSOR, F_LOADCELL)
-from pid import Pid, DEFAULT_GAINS
-from autotune import RelayAutotune, RULE_ZN_NO_OVERSHOOT
-from ssr import TimeProportion
-from safety import HeaterGuard, VacuumGuard, LoadcellWatchdog, ticks_diff
-from max31855 import MAX31855, decode
-from pressure import PressureTransducer
+from oven.control.pid import Pid, DEFAULT_GAINS
+from oven.control.autotune import RelayAutotune, RULE_ZN_NO_OVERSHOOT
+from oven.drivers.ssr import TimeProportion
+from oven.control.safety import HeaterGuard, VacuumGuard, LoadcellWatchdog, ticks_diff
+from oven.drivers.max31855 import MAX31855, decode
+from oven.drivers.pressure import PressureTransducer
 
 IN_VM = sys.implementation.name == "micropython"
 

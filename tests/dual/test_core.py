@@ -2,12 +2,12 @@
 import sys
 from array import array
 
-import weigh
-from weigh import Window
-import fixedpt
-import methods
-import verdict
-from calib import Calibration, CalibError
+from oven.core import weigh
+from oven.core.weigh import Window
+from oven.core import fixedpt
+from oven.core import methods
+from oven.core import verdict
+from oven.core.calib import Calibration, CalibError
 
 _MP = sys.implementation.name == "micropython"
 
@@ -432,7 +432,7 @@ def test_calibration_span_and_linearity():
 
 def test_budget_worked_example_45g():
     # docs/UNCERTAINTY.md worked example: the same integers on both interpreters
-    import budget
+    from oven.core import budget
     cpg = 20972
     ch = {"counts_per_g": cpg, "u_span_ppm": 50, "lin_dev_ug": 400, "lin_ref_ug": 100000000,
           "span_tc_ppm_per_c": 15, "creep_ppm": 250, "creep_tau_s": 300}
@@ -459,7 +459,7 @@ def test_budget_worked_example_45g():
 def test_drift_fit_zero_return():
     # vented 10 min at 23 degC, 30 min under vacuum heating to 80 degC, vented 10 min back at 23 degC
     # with the zero 37 counts higher: the zero return is 37 counts whatever the fitted k
-    import drift
+    from oven.core import drift
     rec = drift.DriftRecorder(1)
     raws = array("i", [0])
     valid = bytearray(b"\x01")

@@ -1,16 +1,16 @@
-# Operator screens (firmware/display.py) asserted from the framebuffer's pixels, and the
+# Operator screens (firmware/oven/ui/display.py) asserted from the framebuffer's pixels, and the
 # Refresher's timing rule: redraw cadence, one page per service() call, whole frames only, the
 # budget, and an allocation-free path when nothing is due. Runs in CPython (framebuf stand-in in
 # tests/shim) and in the MicroPython VM (built-in framebuf); tests/host/test_screens.py checks
 # that both give byte-identical framebuffers (render_all(), primitives()).
 import framebuf
 
-import app
-import codes as C
-import verdict as V
-import methods
-import display
-import ui
+from oven.run import app
+from oven.core import codes as C
+from oven.core import verdict as V
+from oven.core import methods
+from oven.ui import display
+from oven.ui import texts as ui
 
 _FONT = {}
 

@@ -4,13 +4,13 @@
 # read paths. Runs under CPython and in the MicroPython VM (docs/CONVENTIONS.md rules).
 # Time is a fake clock: every pin call, bus transfer and ticks call costs simulated microseconds,
 # so deadlines and pulse widths are measured exactly and nothing sleeps.
-from codes import (OK, ST_NOT_READY, ST_TIMEOUT, ST_LC_RAIL, ST_NO_DEVICE, ST_TC_OPEN,
+from oven.core.codes import (OK, ST_NOT_READY, ST_TIMEOUT, ST_LC_RAIL, ST_NO_DEVICE, ST_TC_OPEN,
                    ST_TC_SHORT_VCC, ST_TC_RANGE, EV_NONE, EV_START, EV_STOP, EV_YES, EV_NO)
-from hx711 import HX711
-from nau7802 import NAU7802
-from max31856 import MAX31856, tc_c_x100, cj_c_x100, status_sr
-from outputs import Relay, HeaterSSR, Outputs
-from inputs import Operator, Debounced
+from oven.drivers.hx711 import HX711
+from oven.drivers.nau7802 import NAU7802
+from oven.drivers.max31856 import MAX31856, tc_c_x100, cj_c_x100, status_sr
+from oven.drivers.outputs import Relay, HeaterSSR, Outputs
+from oven.drivers.inputs import Operator, Debounced
 
 MASK = 0x3FFFFFFF
 HALF = 0x20000000

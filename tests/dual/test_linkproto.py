@@ -1,4 +1,4 @@
-# The run-time serial link protocol (firmware/link.py, docs/PROTOCOL.md) under CPython and in the
+# The run-time serial link protocol (firmware/oven/link.py, docs/PROTOCOL.md) under CPython and in the
 # MicroPython VM: framing and CRCs, every command, bounded work per poll, abort confirmation,
 # and the allocation-free idle poll (heap_lock proof, also inside a running Controller).
 import binascii
@@ -6,8 +6,8 @@ import hashlib
 import json
 import os
 
-import link
-from link import RxRing, Link, request_line, parse_response, b64_into
+from oven import link
+from oven.link import RxRing, Link, request_line, parse_response, b64_into
 
 
 class Ctx:
@@ -329,7 +329,7 @@ def test_controller_tick_with_link_allocates_nothing():
     # the control tick of a soaking controller (tests/dual/test_app_tick.py) with the link
     # hooked in: polled every tick, nothing waiting -> still no allocation
     import micropython
-    import app
+    from oven.run import app
     from test_app_tick import _soaking_controller
     b, c, f = _soaking_controller()
     d, rx, tx, ctx, clock, lk = _setup("ctl")

@@ -1,8 +1,8 @@
-# The in-oven live estimate (firmware/live.py): its filter, the corrections, the early FAIL rule,
+# The in-oven live estimate (firmware/oven/core/live.py): its filter, the corrections, the early FAIL rule,
 # and its tick allocating nothing. Runs under CPython and in the MicroPython VM.
 from array import array
 
-from live import LiveEstimate
+from oven.core.live import LiveEstimate
 
 
 def _est(n=2, limit_ppm=5000, zero=100000, m0_net=2000000):

@@ -1,4 +1,4 @@
-# firmware/plan.py (a real board's board_select.autostart()) with a fake board, under CPython and
+# firmware/oven/run/plan.py (a real board's board_select.autostart()) with a fake board, under CPython and
 # in the MicroPython VM: /config.json handling, the idle START wait (NO cycles the methods, the
 # watchdog is fed, the loop sleeps, Ctrl-C leaves it), the watchdog armed only at START, the blank
 # fit stored after a blank run, the plan's controllers and log header.
@@ -7,11 +7,11 @@ import os
 
 import fsutil
 
-import app
-import audit
-import codes as C
-import plan
-import start
+from oven.run import app
+from oven.store import audit
+from oven.core import codes as C
+from oven.run import plan
+from oven.run import start
 
 
 def _dir(name):
@@ -204,7 +204,7 @@ class _Panel:
     """An SSD1306 driver stand-in: a 128x64 framebuffer with the driver's write_cmd/write_data."""
 
     def __init__(self):
-        import display
+        from oven.ui import display
         self.fb = display.MemDisplay()
         self.width = 128
         self.pages = 8
@@ -246,8 +246,8 @@ def test_idle_screen_and_the_display_during_a_run():
 
 
 def test_hold_verdict_feeds_the_watchdog_until_a_button():
-    import plan
-    import codes as C
+    from oven.run import plan
+    from oven.core import codes as C
 
     class _Op:
         def __init__(self):
@@ -387,7 +387,7 @@ def _tx(b):
 
 
 def _log_header(path):
-    import recovery as R
+    from oven.run import recovery as R
     size = os.stat(path)[6]
     f = open(path, "rb")
     try:
@@ -400,7 +400,7 @@ M1 = {"base": "gb-2026", "soak_s": 300, "soak_max_total_s": 900, "blank_soak_s":
 
 
 def test_config_and_blank_written_during_a_run_change_nothing_of_it():
-    import link
+    from oven import link
     import main
     p, d, said = _sim("midrun", {"method": M1, "blank_run": True})
     cpg = p.counts_per_g
@@ -450,7 +450,7 @@ def test_config_and_blank_written_during_a_run_change_nothing_of_it():
 
 
 def test_a_resumed_run_takes_method_and_calibration_from_its_header():
-    import link
+    from oven import link
     import main
     from sim.board import SimBoard
     p, d, said = _sim("resume", {"method": M1, "blank_run": False}, FIT, rtc=True)
@@ -540,7 +540,7 @@ class _Tech:
 
 
 def _start_sim(name, cfg, script, extra_g=0.0, bad_ch=-1, setup=None, prep=None):
-    import calstore
+    from oven.store import calstore
     from sim.model import Bench
     from sim.board import SimBoard
     d = _dir(name)
@@ -576,7 +576,7 @@ def _cw(dcal, CS):
 def test_check_weight_at_start_passes_and_goes_into_the_records():
     p, b, tech, d = _start_sim("cwok", {"operator": "cfg-op"}, [C.EV_START], setup=_cw)
     assert p is not None and p.check_result["ok"] is True and len(p.check_result["results"]) == 2
-    import calstore
+    from oven.store import calstore
     h = calstore.history(d + "/calib")
     assert [e["ok"] for e in h] == [True, True]
     r = p.records()
@@ -584,7 +584,7 @@ def test_check_weight_at_start_passes_and_goes_into_the_records():
 
 
 def test_check_weight_out_of_tolerance_does_not_start_the_run():
-    import calstore
+    from oven.store import calstore
     p, b, tech, d = _start_sim("cwbad", {}, [C.EV_START], extra_g=0.05, bad_ch=1, setup=_cw)
     assert p is None
     assert [e["ok"] for e in calstore.history(d + "/calib")] == [True, False]
@@ -600,7 +600,7 @@ def test_no_check_weight_stored_is_recorded_as_skipped():
 
 
 def test_span_calibration_from_the_idle_menu():
-    import calstore
+    from oven.store import calstore
     # YES: menu; NO: "span ch 1"; START: run it (the technician follows the prompts); then STOP
     p, b, tech, d = _start_sim("menu", {"span_refs_mg": [100000, 50000], "check_weight": False},
                                [C.EV_YES, C.EV_NO, C.EV_START])
@@ -612,7 +612,7 @@ def test_span_calibration_from_the_idle_menu():
 
 
 def test_ice_point_offsets_from_the_idle_menu():
-    import calstore
+    from oven.store import calstore
     # YES: menu; NO x3: "ice pt chamber" (after the check weight and two spans); START: run; START: read
     # (the chamber thermocouple in an ice bath reads +0.30 degC: offset -0.30 degC stored)
     def ice(bench):
@@ -632,7 +632,7 @@ def test_ice_point_offsets_from_the_idle_menu():
 
 
 def test_autotune_from_the_idle_menu():
-    import calstore
+    from oven.store import calstore
     # YES: menu; NO x5 (check weight, 2 spans, 2 ice points): "autotune"; START: the relay autotune at
     # the method's setpoint on the oven, gains stored for the next START
     p, b, tech, d = _start_sim("atmenu", {"check_weight": False}, [C.EV_YES] + [C.EV_NO] * 5 + [C.EV_START])
@@ -646,7 +646,7 @@ def test_autotune_from_the_idle_menu():
 def test_start_data_from_the_host_sets_operator_cells_and_time():
     def setup(dcal, CS):
         pass
-    import calstore  # noqa: F401
+    from oven.store import calstore  # noqa: F401
     d = _dir("startj")
     _write(d + "/start.json", {"operator": "op-7", "cells": ["SN-A", "SN-B"], "host_time_s": 1700000000,
                                "ticks_ms": 0})
@@ -658,7 +658,7 @@ def test_start_data_from_the_host_sets_operator_cells_and_time():
 
 
 def test_host_start_data_goes_into_the_records_at_start():
-    import calstore  # noqa: F401
+    from oven.store import calstore  # noqa: F401
     from sim.model import Bench
     from sim.board import SimBoard
     d = _dir("hostrec")

@@ -1,15 +1,15 @@
-# Power-cut recovery (firmware/recovery.py): scanning a run log cut at any point, the resume
+# Power-cut recovery (firmware/oven/run/recovery.py): scanning a run log cut at any point, the resume
 # decision and the record that closes an interrupted run; RunLog.reopen continuing a log.
 # Runs under CPython and inside the MicroPython VM (docs/CONVENTIONS.md rules).
 import io
 import sys
 from array import array
 
-import codes as C
-import methods
-import recovery as R
-import runlog
-from runlog import RunLog, MISSING
+from oven.core import codes as C
+from oven.core import methods
+from oven.run import recovery as R
+from oven.store import runlog
+from oven.store.runlog import RunLog, MISSING
 
 SP = 12000
 IS_MP = sys.implementation.name == "micropython"
@@ -273,7 +273,7 @@ class _ResumePlan:
         self.n_cells = bench.n_cells
 
     def new_controller(self, mode, blank_fit, log):
-        import app
+        from oven.run import app
         return app.Controller(self.board, self.method, mode=app.MODE_TEST, blank=blank_fit, log=log,
                               counts_per_g=self.board.counts_per_g)
 
@@ -309,7 +309,7 @@ def test_power_cut_in_soak_then_resume_to_the_end():
     # between two ticks: the file holds exactly what was synced), the outputs off, a 5 s outage,
     # main.recover() resumes the soak and the run ends with a verdict from a complete log
     import os
-    import link
+    from oven import link
     import main
     from sim.board import SimBoard
     from sim.vdev import SimPlan

@@ -1,12 +1,12 @@
-# Run log writer (firmware/runlog.py): framing, CRC, varints, round trip through a tiny decoder,
+# Run log writer (firmware/oven/store/runlog.py): framing, CRC, varints, round trip through a tiny decoder,
 # allocation-freedom of sample()/event()/poll() under heap_lock, sync cadence, flash-space check.
 # Runs under CPython and inside the MicroPython VM (docs/CONVENTIONS.md rules).
 import sys
 import binascii
 import json
 from array import array
-import runlog
-from runlog import RunLog, MISSING
+from oven.store import runlog
+from oven.store.runlog import RunLog, MISSING
 
 IS_MP = sys.implementation.name == "micropython"
 

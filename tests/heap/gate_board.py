@@ -5,7 +5,7 @@
 # an SSD1306 display (a stand-in with the micropython-lib driver's RAM: its 1 KB framebuffer and
 # its I2C write list) and an operator who presses START at the idle screen.
 import framebuf
-import codes as C
+from oven.core import codes as C
 from sim.board import SimOperator
 
 DEFAULTS = {"wdt_ms": 8000}

@@ -3,7 +3,7 @@
 # with a board module -- here tests/heap/gate_board.py on the simulated bench -- but the run is
 # driven by the gate (HOST_DRIVEN), which advances main.py's Session and plays the host's part
 # of the serial link: request lines pushed into RX, responses counted and dropped by tx.
-import link
+from oven import link
 
 HOST_DRIVEN = True
 host_session = None
@@ -17,7 +17,7 @@ def outputs_off():
 
 def autostart():
     import gate_board
-    import start
+    from oven.run import start
     return start.autostart(gate_board, say=_say)
 
 

@@ -31,11 +31,11 @@ def drivers():
     # the drivers a real board imports when it is built with its defaults (boards/mcu/mcu_board.py
     # Board: thermocouple max31855 for the chamber and the probe, HX711 load cells, the pressure
     # transducer, outputs, buttons); a board configured for max31856 or nau7802 imports those
-    import max31855
-    import pressure
-    import hx711
-    import outputs
-    import inputs
+    from oven.drivers import max31855
+    from oven.drivers import pressure
+    from oven.drivers import hx711
+    from oven.drivers import outputs
+    from oven.drivers import inputs
 
 
 SIM = {}
@@ -142,7 +142,7 @@ class FlashOS:
 
 def boot():
     """session.boot(), the boot sequence as a generator: /gate.py collects between its steps."""
-    import session
+    from oven.run import session
     session.os = FlashOS()
     return session.boot()
 

@@ -146,7 +146,7 @@ def prepare(board, quick=False, out_dir=None):
     lib = os.path.join(d, "lib")
     for src, dest in deploy.sources(board):
         if src.startswith("firmware/"):
-            _mpy(os.path.join(ROOT, src), os.path.join(d, dest.lstrip("/") + ".mpy"), os.path.basename(src))
+            _mpy(os.path.join(ROOT, src), os.path.join(d, dest.lstrip("/") + ".mpy"), src[len("firmware/"):])
     for name in ("__init__", "model", "board"):
         _mpy(os.path.join(ROOT, "boards", "sim", name + ".py"), os.path.join(lib, "sim", name + ".mpy"), name + ".py")
     for src, name in (("gate_board_select.py", "board_select"), ("gate_board.py", "gate_board"),

@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 for _p in ("firmware", os.path.join("tests", "shim")):
     sys.path.insert(0, os.path.join(ROOT, _p))
 
-import audit  # noqa: E402
+from oven.store import audit  # noqa: E402
 
 _LEAF = st.one_of(st.none(), st.booleans(), st.integers(-10 ** 30, 10 ** 30), st.floats(allow_nan=True),
                   st.text(max_size=3))

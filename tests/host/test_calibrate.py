@@ -151,8 +151,8 @@ class _FakeDevice(T.DeviceTarget):
         self.execs = 0
 
     def _raw_exec(self, code, timeout_s):
-        import plan
-        import start
+        from oven.run import plan
+        from oven.run import start
         from sim.board import SimBoard
         bench = self.bench
 

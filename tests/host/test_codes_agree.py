@@ -1,14 +1,14 @@
 """ovenctl's log reader and verifier keep their own copies of the log format's codes on purpose (an
 independent checker must not import the firmware it checks). This test holds the copies to the one
-home of each code: firmware/codes.py (phases, faults, events, flags, reasons), runlog.py (record
+home of each code: firmware/oven/core/codes.py (phases, faults, events, flags, reasons), runlog.py (record
 types, sample mask bits, weighing kinds), verdict.py (cell flags) and recovery.py (resume reasons)."""
 import os
 import re
 
-import codes
-import recovery
-import runlog
-import verdict
+from oven.core import codes
+from oven.run import recovery
+from oven.store import runlog
+from oven.core import verdict
 
 from ovenctl import logfile, verify
 

@@ -2,7 +2,7 @@
 --board sim to a fresh device and verify it, a re-deploy that copies only what changed, a refused
 deploy while a test runs, a mip dependency that cannot be fetched (named, device unchanged), the
 pico layout with a local mip index, and a whole accelerated test run by the DEPLOYED firmware
-whose verdict matches `ovenctl sim`. The real boards' board_select + firmware/plan.py on a fake
+whose verdict matches `ovenctl sim`. The real boards' board_select + firmware/oven/run/plan.py on a fake
 `machine` in the VM. Plus the static checks: board_select pins, package.json, manifest.py.
 On a fake board (tests/romfs/fakeboard.py: the unix port with a fixed heap and a ROMFS partition):
 the heap check (refused below HEAP_NEED_KB with the numbers, --force, accepted above) and
@@ -164,7 +164,7 @@ def test_deploy_sim_to_a_fresh_device_is_verified(deployed):
     man = json.loads(flash["/deploy.json"])
     assert man["board"] == "sim" and man["compiled"] is True and man["fw_version"] == res["fw_version"]
     assert man["files"] == {p: f["sha256"] for p, f in files.items() if p != "/deploy.json"}
-    assert "app.mpy" in deployed["ls"] and "board_select.mpy" in deployed["ls"]
+    assert "oven" in deployed["ls"] and "board_select.mpy" in deployed["ls"]
     # the soft reset ran the new main.py to the REPL without a traceback
     assert "soft reboot" in res["boot"] and "Traceback" not in res["boot"]
     for step in ("device: MicroPython", "mip: the sim board needs no dependency",
@@ -248,7 +248,7 @@ def test_pico_layout_with_a_local_mip_index(tmp_path, env):
     fs = tmp_path / "flash"
     v = Vdev(env, fs)
     try:
-        # a stale source that would shadow the new .mpy, left by an older deploy
+        # a module of the flat layout before /lib/oven, left by an older deploy without /deploy.json
         mpremote(v.port, "exec", "import os\nos.mkdir('/lib')\nf=open('/lib/app.py','w');f.write('X=1');f.close()")
         p = cli(env, "deploy", "--board", "pico", "--port", v.port, "--force", "--no-reset", "--index", index,
                 "--json", timeout=120)
@@ -260,7 +260,7 @@ def test_pico_layout_with_a_local_mip_index(tmp_path, env):
     flash = _flash(fs)
     assert res["deps"] == ["ssd1306"] and res["boot"] is None and "mip: ssd1306 installed" in p.stderr
     assert res["removed"] == ["/lib/app.py"] and "/lib/app.py" not in flash
-    for name in ("board", "pins", "board_select", "mcu_board", "plan", "app"):
+    for name in ("board", "pins", "board_select", "mcu_board", "oven/__init__", "oven/run/plan", "oven/run/app"):
         assert "/lib/%s.mpy" % name in flash
     assert flash["/lib/ssd1306.mpy"] == ssd
     assert out.split() == ["SSD1306_I2C", "rp2", "/lib/ssd1306.mpy"]
@@ -271,7 +271,8 @@ def test_pico_layout_with_a_local_mip_index(tmp_path, env):
 def test_the_deployed_firmware_runs_the_test_like_ovenctl_sim(run_on_deployed, reference):
     mods = dict(ln.split(" ", 1) for ln in run_on_deployed["modules"].splitlines() if " " in ln)
     # the run used the deployed bytecode in /lib, not the virtual device's built-in copy in /rom
-    for m in ("app", "board_select", "link", "runlog", "verdict", "weigh", "sim.model", "sim.runner"):
+    for m in ("oven.run.app", "board_select", "oven.link", "oven.store.runlog", "oven.core.verdict", "oven.core.weigh",
+              "sim.model", "sim.runner"):
         assert mods[m] == "/lib/%s.mpy" % m.replace(".", "/"), (m, mods.get(m))
     log = run_on_deployed["log"]
     ref = reference()
@@ -360,7 +361,16 @@ def _manifest(**kwargs):
         assert os.path.isfile(full), full
         got["modules"].append(os.path.relpath(full, ROOT))
 
-    g = {"options": Options(kwargs), "module": module, "require": lambda n, **k: got["require"].append(n)}
+    def package(path, files=None, base_path=".", opt=None):
+        # as MicroPython's manifestfile.py: every .py file under base_path/path, recursively
+        assert files is None
+        top = os.path.abspath(os.path.join(base_path, path))
+        assert os.path.isfile(os.path.join(top, "__init__.py")), top
+        for d, _dirs, fs in os.walk(top):
+            got["modules"] += [os.path.relpath(os.path.join(d, f), ROOT) for f in fs if f.endswith(".py")]
+
+    g = {"options": Options(kwargs), "module": module, "package": package,
+         "require": lambda n, **k: got["require"].append(n)}
     cwd = os.getcwd()
     os.chdir(D.FIRMWARE)
     try:
@@ -383,7 +393,7 @@ def test_manifest_freezes_what_deploy_copies(board):
 def test_stage_without_compiling_and_a_module_that_does_not_compile(tmp_path, monkeypatch):
     st = D.stage("esp32", compile_mpy=False, out_dir=str(tmp_path / "s"))
     dests = {f["dest"] for f in st["files"]}
-    assert "/lib/app.py" in dests and "/lib/board.py" in dests and not any(d.endswith(".mpy") for d in dests)
+    assert "/lib/oven/run/app.py" in dests and "/lib/board.py" in dests and not any(d.endswith(".mpy") for d in dests)
     assert st["manifest"]["compiled"] is False and st["manifest"]["deps"] == ["ssd1306"]
     bad = tmp_path / "broken.py"
     bad.write_text("def f(:\n")
@@ -425,8 +435,8 @@ sys.path.insert(0, "/boards/%(board)s")     # flat, as `ovenctl deploy` lays the
 import board_select
 board_select.outputs_off()
 out = {"off": [e[1:] for e in LOG]}
-import plan
-import start
+from oven.run import plan
+from oven.run import start
 import board as B
 
 
@@ -471,7 +481,7 @@ print("@@J" + json.dumps(out))
 
 @pytest.mark.parametrize("board", ["pico", "esp32"])
 def test_board_select_on_a_fake_machine_in_the_vm(board):
-    """The real boards' board_select + firmware/plan.py + board.py in the MicroPython VM on the
+    """The real boards' board_select + firmware/oven/run/plan.py + board.py in the MicroPython VM on the
     fake `machine` of tests/host/test_pins.py: outputs off first, idle without a watchdog, START
     arms it, Ctrl-C leaves the board idle and deinitialised."""
     from test_pins import _FAKE_MACHINE
@@ -530,7 +540,7 @@ def test_deploy_refuses_a_board_with_too_little_heap_and_force_overrides(tmp_pat
     assert "deploying anyway (--force)" in forced.stderr
     res = json.loads(forced.stdout)
     assert res["heap"]["total_bytes"] == total and res["verified"] == len(res["files"])
-    assert "/lib/app.mpy" in _flash(fs)
+    assert "/lib/oven/run/app.mpy" in _flash(fs)
 
 
 @needs_unix_port
@@ -545,7 +555,7 @@ def test_deploy_accepts_a_board_with_enough_heap(tmp_path, env):
         res["heap"]["free_bytes"] / 1024, total / 1024, NEED_KB) in p.stderr
     assert "of heap free after boot (GC heap" not in p.stderr.split("heap: ", 1)[1] and res["romfs"] is None
     flash = _flash(fs)
-    assert {f["path"] for f in res["files"]} == set(flash) and "/lib/app.mpy" in flash
+    assert {f["path"] for f in res["files"]} == set(flash) and "/lib/oven/run/app.mpy" in flash
 
 
 def test_the_heap_need_is_one_table_for_the_real_boards():
@@ -611,13 +621,15 @@ def test_deploy_romfs_to_a_board_with_a_romfs_partition(tmp_path, env):
                 timeout=240)
         rom_image = b.rom_image()
         flash_rom = _flash(fs)
-        used = mpremote(b.port, "exec", "import app, plan, runlog, pins\nfor m in (app, plan, runlog, pins):\n"
+        used = mpremote(b.port, "exec", "from oven.run import app, plan\nfrom oven.store import runlog\nimport pins\n"
+                                        "for m in (app, plan, runlog, pins):\n"
                                         " print(m.__file__)")
         # a deploy without --romfs empties the ROMFS (its modules would shadow the new /lib ones)
         again = cli(env, "deploy", "--board", "pico", "--port", b.port, "--no-deps", "--no-reset", "--json",
                     timeout=240)
         rom_after = b.rom_image()
-        used_after = mpremote(b.port, "exec", "import app, os\nprint(app.__file__, os.listdir('/rom'))")
+        used_after = mpremote(b.port, "exec", "from oven.run import app\nimport os\n"
+                                              "print(app.__file__, os.listdir('/rom'))")
     res = json.loads(p.stdout)
     rom = res["romfs"]
     assert rom["partition_bytes"] == 256 * 1024 and 0 < rom["size"] <= rom["partition_bytes"]
@@ -626,12 +638,13 @@ def test_deploy_romfs_to_a_board_with_a_romfs_partition(tmp_path, env):
     assert res["verified"] == len(res["files"]) + len(rom["files"])
     assert set(flash_rom) == LOCAL_FLASH and "/lib/app.py" not in flash_rom
     assert "/lib/app.mpy" in res["removed"]
-    assert used.split() == ["/rom/lib/app.mpy", "/rom/lib/plan.mpy", "/rom/lib/runlog.mpy", "/rom/lib/pins.mpy"]
+    assert used.split() == ["/rom/lib/oven/run/app.mpy", "/rom/lib/oven/run/plan.mpy", "/rom/lib/oven/store/runlog.mpy",
+                            "/rom/lib/pins.mpy"]
     assert json.loads(flash_rom["/deploy.json"])["romfs"]["sha256"] == rom["sha256"]
     res2 = json.loads(again.stdout)
     assert res2["romfs"] is None and "romfs: emptied" in again.stderr
     assert rom_after[:3] == D.ROM_HEADER and rom_after[:rom["size"]] != rom_image[:rom["size"]]
-    assert used_after.split() == ["/lib/app.mpy", "[]"]
+    assert used_after.split() == ["/lib/oven/run/app.mpy", "[]"]
 
 
 @needs_unix_port

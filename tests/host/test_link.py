@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-import link as fw_link                   # firmware/link.py (CPython side of the dual code)
+from oven import link as fw_link                   # firmware/oven/link.py (CPython side of the dual code)
 from ovenctl import pull as PL
 from ovenctl import serial_link as SL
 

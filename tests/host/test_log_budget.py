@@ -14,7 +14,7 @@ if REL not in sys.path:
 import common  # noqa: E402
 import flash as flash_campaign  # noqa: E402
 import memfs  # noqa: E402
-import runlog  # noqa: E402
+from oven.store import runlog  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""Host reader (host_tools/ovenctl/logfile.py) against the firmware writer (firmware/runlog.py) run in
+"""Host reader (host_tools/ovenctl/logfile.py) against the firmware writer (firmware/oven/store/runlog.py) run in
 CPython: full round trip, torn tails, damage in the middle, size of a 9.5 h run, fuzzing."""
 import io
 import math
@@ -18,7 +18,7 @@ for _p in ("firmware", "tests/shim", "host_tools"):
     if _full not in sys.path:
         sys.path.insert(0, _full)
 
-import runlog  # noqa: E402
+from oven.store import runlog  # noqa: E402
 from ovenctl.logfile import LogError, read_log  # noqa: E402
 
 MISSING = runlog.MISSING

@@ -211,7 +211,7 @@ sys.modules["machine"] = machine
 '''
 
 _SMOKE = r'''
-import codes as C
+from oven.core import codes as C
 import %(pkg)s.board as B
 cfg = %(cfg)s
 b = B.make_board(cfg)

@@ -1,5 +1,5 @@
 """The report's "Calibration and configuration changes" table from the log header's "audit"
-(written by firmware/plan.py from firmware/audit.py's trail): rows, the new-since-previous-run
+(written by firmware/oven/run/plan.py from firmware/oven/store/audit.py's trail): rows, the new-since-previous-run
 mark, corrupt lines, "no changes recorded" and "not recorded by this firmware" (older logs);
 the JSON export carries the header's audit as it is."""
 import json
@@ -16,7 +16,7 @@ from test_verify import frames, rebuild, sim_logs  # noqa: E402
 from ovenctl import cli, cmd_report  # noqa: E402
 from ovenctl.logfile import read_log  # noqa: E402
 
-import audit  # noqa: E402  (firmware/, on sys.path through tests/conftest.py)
+from oven.store import audit  # noqa: E402  (firmware/, on sys.path through tests/conftest.py)
 
 pytestmark = pytest.mark.e2e
 

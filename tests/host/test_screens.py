@@ -134,7 +134,7 @@ def test_runner_captures_each_screen_in_cpython():
     scn3 = dict(scn, calibration=dict(scn["calibration"], check_history=0))   # no earlier check weighings
     res3, _ = runner.run_scenario(scn3, blank_fit=sweep.BlankCache().get(scn), screens=True)
     assert res3["verdict"] == "INCONCLUSIVE"
-    import display
+    from oven.ui import display
     sx, sy = display.Screen.fit("INCONCLUSIVE", 128, 3)
     fb = framebuf.FrameBuffer(bytearray(bytes.fromhex(res3["screens"][-1]["fb_hex"])), 128, 64, framebuf.MONO_VLSB)
     assert T.decode(fb, 0, 8 * sy + 3 + 18, 1, 1, 13) == "why: NO_CHECK"

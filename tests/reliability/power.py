@@ -148,7 +148,7 @@ def _decision(before, after):
             return "resumed"
     for e in new:
         if e["code"] == C.E_INTERRUPTED:
-            import recovery
+            from oven.run import recovery
             return "closed:" + recovery.REASON_NAMES[e["b"]] if 0 <= e["b"] < len(recovery.REASON_NAMES) else "closed:?"
     if a.complete and not b.complete:
         return "closed:ENDED"

@@ -1,4 +1,4 @@
-"""Tamper campaign: sealed run logs (firmware/seal.py, docs/LOGFORMAT.md §10) altered the way
+"""Tamper campaign: sealed run logs (firmware/oven/store/seal.py, docs/LOGFORMAT.md §10) altered the way
 someone without the device key could alter them, each checked with the key by
 ovenctl/sealcheck.py (what `ovenctl verify --key` runs), a sample also through the real
 `ovenctl verify --key` command line.

@@ -191,7 +191,7 @@ class Recorder(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is not None and spec.origin and any(spec.origin.startswith(d) for d in FW):
             events.append(["import", name])
-            if name == BROKEN:
+            if BROKEN and (name == BROKEN or name.endswith("." + BROKEN)):
                 raise SyntaxError("%s.py: broken module (injected)" % name)
         return spec
 

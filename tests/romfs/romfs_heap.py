@@ -71,11 +71,14 @@ def measure(board="pico"):
     try:
         st = D.stage(board, out_dir=os.path.join(work, "stage"), romfs=True)
         rom = st["romfs"]
-        mods = [f["dest"][len("/rom/lib/"):-len(".mpy")] for f in rom["files"]]
+        # dotted module names: /rom/lib/oven/core/codes.mpy -> oven.core.codes, .../oven/__init__.mpy -> oven
+        mods = [f["dest"][len("/rom/lib/"):-len(".mpy")].replace("/__init__", "").replace("/", ".")
+                for f in rom["files"]]
         lib = os.path.join(work, "lib")                 # the same .mpy files on a plain filesystem
-        os.makedirs(lib)
         for f in rom["files"]:
-            shutil.copyfile(f["local"], os.path.join(lib, os.path.basename(f["local"])))
+            local = os.path.join(lib, f["dest"][len("/rom/lib/"):])
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            shutil.copyfile(f["local"], local)
         stub = os.path.join(work, "stub")
         os.makedirs(stub)
         with open(os.path.join(stub, "machine.py"), "w") as fh:

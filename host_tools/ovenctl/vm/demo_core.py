@@ -2,9 +2,9 @@
 # 45 g cell losing 0.32 %) goes through the same Window and verdict code as on the device.
 from array import array
 
-import methods
-import verdict
-import weigh
+from oven.core import methods
+from oven.core import verdict
+from oven.core import weigh
 
 _COUNTS_PER_G = 20972      # 200 g load cell on an HX711, 2**22 counts full scale
 _ZERO = 52000              # empty pan

@@ -3,8 +3,8 @@
 //   node host_tools/ovenctl/vm/mprun.mjs [--heap KB] [--path DIR ...] [--arg STR] FILE.py
 //
 // Every --path DIR (relative to the repo root) is copied into the VM filesystem at /DIR and
-// /DIR itself is appended to sys.path: `--path firmware` makes `import verdict` work as on a
-// device where the firmware modules sit in /lib. The Python file's text is executed as __main__. sys.argv-like data is exposed as
+// /DIR itself is appended to sys.path: `--path firmware` makes `from oven.core import verdict` work as on a
+// device where the firmware package sits in /lib/oven. The Python file's text is executed as __main__. sys.argv-like data is exposed as
 // the JS module `hostargs` (hostargs.arg is the --arg string, or "").
 // Exit codes: 0 ok, 1 uncaught Python exception (type and message on stderr), 2 usage.
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
