@@ -56,7 +56,7 @@ def keep_blank(p, blank_fit, run_id, checked=False):
     p.blank = blank_fit
     try:
         p.trail.record("calib.blank", audit.blank_summary(old), audit.blank_summary(blank_fit),
-                          audit.rtc_s(p.board), run_id)
+                       audit.rtc_s(p.board), run_id)
     except (OSError, ValueError) as e:
         p.say("audit trail: %r" % (e,))
 
